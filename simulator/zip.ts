@@ -1,0 +1,189 @@
+import { Readable } from 'node:stream';
+import { ZipFile } from 'yazl';
+import type { DataType } from '../ccfs/protocol';
+import {
+  type Account,
+  type DataSet,
+  type Filters,
+  type WallRange,
+  RECORD_COLUMNS,
+  cdrColumns,
+  cdrLine,
+  csvLine,
+  fillerLine,
+  includesCalls,
+  includesRecords,
+  recordLine,
+} from './data';
+import { digits, rngFor } from './prng';
+import { compactWallMs, formatWall } from './wall-time';
+
+/** Everything that decides the bytes of one bill file; fixed when the query is accepted. */
+export interface BillFileContent {
+  seed: number | string;
+  responseId: string;
+  data: DataSet;
+  account: Account;
+  range: WallRange;
+  filters: Filters;
+  dataType: DataType;
+  counts: { call: number; record: number };
+  headerRow: boolean;
+  filesPerKind: number;
+  extraCdrColumns: boolean;
+  padCallFileToBytes: number | undefined;
+  /** Naive wall milliseconds of generation: entry names and (fixed) entry mtimes. */
+  generatedWallMs: number;
+}
+
+export interface ZipEntryPlan {
+  name: string;
+  kind: 'call' | 'record';
+  /** Rows [first, first + count) of the kind, in begin-time order. */
+  first: number;
+  count: number;
+  padToBytes: number | undefined;
+}
+
+export function planEntries(content: BillFileContent): ZipEntryPlan[] {
+  const stamp = compactWallMs(content.generatedWallMs);
+  const plans: ZipEntryPlan[] = [];
+  const kinds: Array<'call' | 'record'> = [];
+  if (includesCalls(content.dataType)) kinds.push('call');
+  if (includesRecords(content.dataType)) kinds.push('record');
+  for (const kind of kinds) {
+    const random = digits(rngFor(content.seed, 'entry-name', content.responseId, kind), 3);
+    const total = content.counts[kind];
+    const per = Math.ceil(total / content.filesPerKind);
+    for (let i = 0; i < content.filesPerKind; i++) {
+      const first = Math.min(i * per, total);
+      plans.push({
+        name: `${stamp}${random}_${kind}_${i + 1}.csv`,
+        kind,
+        first,
+        count: Math.min(per, total - first),
+        padToBytes:
+          kind === 'call' && i === content.filesPerKind - 1 ? content.padCallFileToBytes : undefined,
+      });
+    }
+  }
+  return plans;
+}
+
+const CHUNK_CHARS = 256 * 1024;
+
+function* rowLines(content: BillFileContent, kind: 'call' | 'record'): Generator<string> {
+  for (const call of content.data.calls({
+    ...content.range,
+    account: content.account,
+    filters: content.filters,
+  })) {
+    if (kind === 'call') for (const row of call.cdr) yield cdrLine(row, content.extraCdrColumns);
+    else for (const row of call.records) yield recordLine(row);
+  }
+}
+
+/** The bytes of one CSV entry, produced on demand in ~256 KiB chunks (never the whole file in memory). */
+function* entryChunks(
+  content: BillFileContent,
+  plan: ZipEntryPlan,
+  rows: Record<string, number>,
+): Generator<Buffer> {
+  let pending: string[] = [];
+  let pendingChars = 0;
+  let bytes = 0;
+  rows[plan.name] = 0;
+  const flush = (): Buffer => {
+    const buf = Buffer.from(pending.join(''), 'utf8');
+    bytes += buf.length;
+    pending = [];
+    pendingChars = 0;
+    return buf;
+  };
+  const push = (line: string): boolean => {
+    pending.push(line);
+    pendingChars += line.length;
+    return pendingChars >= CHUNK_CHARS;
+  };
+  if (content.headerRow) {
+    push(csvLine(plan.kind === 'call' ? cdrColumns(content.extraCdrColumns) : RECORD_COLUMNS));
+  }
+  let index = 0;
+  const last = plan.first + plan.count;
+  if (plan.count > 0) {
+    for (const line of rowLines(content, plan.kind)) {
+      if (index >= last) break;
+      if (index++ < plan.first) continue;
+      rows[plan.name] = (rows[plan.name] ?? 0) + 1;
+      if (push(line)) yield flush();
+    }
+  }
+  if (pendingChars > 0) yield flush();
+  if (plan.padToBytes === undefined) return;
+  // Filler lines are ASCII, so characters are bytes.
+  const filler = fillerLine(
+    content.account,
+    content.responseId.replace(/-/g, '').slice(0, 8),
+    formatWall(content.range.begin),
+    content.extraCdrColumns,
+  );
+  let n = 0;
+  while (bytes < plan.padToBytes) {
+    const parts: string[] = [];
+    let chars = 0;
+    while (chars < CHUNK_CHARS && bytes + chars < plan.padToBytes) {
+      const line = filler(++n);
+      parts.push(line);
+      chars += line.length;
+    }
+    rows[plan.name] = (rows[plan.name] ?? 0) + parts.length;
+    const buf = Buffer.from(parts.join(''), 'latin1');
+    bytes += buf.length;
+    yield buf;
+  }
+}
+
+/** Entry mtime: the generation wall time read as local time, stored in DOS format only, so the bytes do not depend on the process's zone. */
+function fixedMtime(generatedWallMs: number): Date {
+  const d = new Date(generatedWallMs);
+  return new Date(
+    d.getUTCFullYear(),
+    d.getUTCMonth(),
+    d.getUTCDate(),
+    d.getUTCHours(),
+    d.getUTCMinutes(),
+    d.getUTCSeconds(),
+  );
+}
+
+export interface BillZip {
+  stream: Readable;
+  entries: ZipEntryPlan[];
+  /** Rows written per entry name, filled while the stream is read. */
+  rows: Record<string, number>;
+}
+
+/**
+ * Streams the ZIP of a bill file. The same content always gives the same bytes: fixed mtimes, fixed
+ * entry order, deterministic deflate. Entries are produced lazily and back-pressure flows from the
+ * consumer through yazl to the row generators.
+ */
+export function billZip(content: BillFileContent): BillZip {
+  const zip = new ZipFile();
+  const entries = planEntries(content);
+  const rows: Record<string, number> = {};
+  const mtime = fixedMtime(content.generatedWallMs);
+  for (const plan of entries) {
+    zip.addReadStreamLazy(
+      plan.name,
+      { mtime, compress: plan.padToBytes === undefined, forceDosTimestamp: true },
+      (cb) => {
+        cb(null, Readable.from(entryChunks(content, plan, rows), { objectMode: false }));
+      },
+    );
+  }
+  const stream = zip.outputStream as Readable;
+  zip.on('error', (err: Error) => stream.destroy(err));
+  zip.end();
+  return { stream, entries, rows };
+}
