@@ -1,0 +1,355 @@
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { finished } from 'node:stream/promises';
+import fc from 'fast-check';
+import yazl from 'yazl';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CsvRowScanner,
+  DEFAULT_MAX_COMPRESSION_RATIO,
+  DEFAULT_MAX_ENTRIES,
+  DEFAULT_MAX_UNCOMPRESSED_BYTES,
+  ZipVerificationError,
+  classifyEntryName,
+  readZipRows,
+  unsafeEntryName,
+  verifyZip,
+  type ZipRow,
+} from '../../ccfs/zip';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ccfs-zip-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+let counter = 0;
+interface EntrySpec {
+  name: string;
+  data: string | Buffer;
+  compress?: boolean;
+}
+
+async function makeZip(entries: EntrySpec[]): Promise<string> {
+  const path = join(dir, `t${counter++}.zip`);
+  const zip = new yazl.ZipFile();
+  for (const e of entries) zip.addBuffer(Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data, 'utf8'), e.name, { compress: e.compress ?? true });
+  zip.end();
+  const out = createWriteStream(path);
+  zip.outputStream.pipe(out);
+  await finished(out);
+  return path;
+}
+
+/** Rewrites bytes of a built ZIP (to forge what yazl refuses to write). */
+async function patchZip(path: string, patch: (buf: Buffer) => void): Promise<void> {
+  const buf = await readFile(path);
+  patch(buf);
+  await writeFile(path, buf);
+}
+
+function replaceAll(buf: Buffer, from: string, to: string): void {
+  expect(to.length).toBe(from.length);
+  let at = buf.indexOf(from);
+  expect(at).toBeGreaterThanOrEqual(0);
+  while (at >= 0) {
+    buf.write(to, at, 'latin1');
+    at = buf.indexOf(from, at + 1);
+  }
+}
+
+async function rejection(p: Promise<unknown>): Promise<ZipVerificationError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ZipVerificationError);
+  return err as ZipVerificationError;
+}
+
+async function collect(path: string): Promise<ZipRow[]> {
+  const rows: ZipRow[] = [];
+  for await (const row of readZipRows(path)) rows.push(row);
+  return rows;
+}
+
+const HEADER = 'developer,account_id,cc_id,agent_id,call_id\n';
+const CALL = '20240101101500123456_call_1.csv';
+const RECORD = '20240101101500123456_record_1.csv';
+
+describe('verifyZip', () => {
+  it('summarises a good ZIP with call and record files', async () => {
+    const callData = `${HEADER}d,a,1,100,c1\nd,a,1,100,c2\n`;
+    const path = await makeZip([
+      { name: CALL, data: callData },
+      { name: RECORD, data: 'd,a,1,100,c1\n', compress: false },
+    ]);
+    const summary = await verifyZip(path);
+    expect(summary.entries[0]!.compressedBytes).toBeGreaterThan(0);
+    expect(summary.entries).toEqual([
+      { name: CALL, kind: 'call', rows: 2, header: true, uncompressedBytes: callData.length, compressedBytes: summary.entries[0]!.compressedBytes },
+      { name: RECORD, kind: 'record', rows: 1, header: false, uncompressedBytes: 13, compressedBytes: 13 },
+    ]);
+  });
+
+  it('counts rows with and without a header row', async () => {
+    const body = 'd,a,1,100,c1\nd,a,1,100,c2\nd,a,1,100,c3';
+    const path = await makeZip([
+      { name: '1_call_1.csv', data: HEADER + body },
+      { name: '1_call_2.csv', data: body },
+      { name: '1_call_3.csv', data: `\ufeff"developer",x\r\n${body}\r\n` },
+    ]);
+    const { entries } = await verifyZip(path);
+    expect(entries.map((e) => [e.rows, e.header])).toEqual([
+      [3, true],
+      [3, false],
+      [3, true],
+    ]);
+  });
+
+  it('counts a quoted field with embedded newlines as one row', async () => {
+    const path = await makeZip([{ name: '1_record.csv', data: 'd,"line one\nline two\r\nline three",x\nd,"say ""hi""",y\n\n' }]);
+    expect((await verifyZip(path)).entries[0]).toMatchObject({ kind: 'record', rows: 2 });
+  });
+
+  it('accepts several files of each kind and classifies other entries', async () => {
+    const path = await makeZip([
+      { name: '1_call_1.csv', data: 'a\n' },
+      { name: '1_call_2.csv', data: 'a\nb\n' },
+      { name: '1_record_1.csv', data: 'a\n' },
+      { name: '1_record_2.csv', data: 'a\nb\nc\n' },
+      { name: 'readme.txt', data: 'not, "csv\n' },
+    ]);
+    const { entries } = await verifyZip(path);
+    expect(entries.map((e) => [e.kind, e.rows])).toEqual([
+      ['call', 1],
+      ['call', 2],
+      ['record', 1],
+      ['record', 3],
+      ['other', 0],
+    ]);
+  });
+
+  it('rejects an entry whose stored bytes were altered, by its CRC-32', async () => {
+    const path = await makeZip([{ name: CALL, data: 'd,a,1,100,call-one\n', compress: false }]);
+    await patchZip(path, (buf) => replaceAll(buf, 'call-one', 'call-two'));
+    const err = await rejection(verifyZip(path));
+    expect(err.type).toBe('ZipCorrupt');
+    expect(err.entry).toBe(CALL);
+    expect(err.message).toMatch(/fails its CRC-32 check/);
+  });
+
+  it('rejects a deflated entry with a corrupted byte', async () => {
+    const data = Array.from({ length: 2000 }, (_, i) => `d,a,1,100,c${i}\n`).join('');
+    const path = await makeZip([{ name: CALL, data }]);
+    await patchZip(path, (buf) => {
+      buf[200] = buf[200]! ^ 0xff;
+    });
+    expect((await rejection(verifyZip(path))).type).toBe('ZipCorrupt');
+  });
+
+  it('rejects an entry holding more bytes than its header declares', async () => {
+    const path = await makeZip([{ name: CALL, data: 'x'.repeat(5000) }]);
+    await patchZip(path, (buf) => {
+      const cd = buf.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]));
+      buf.writeUInt32LE(100, cd + 24);
+    });
+    const err = await rejection(verifyZip(path));
+    expect(err.type).toBe('ZipCorrupt');
+    expect(err.message).toMatch(/more than its declared 100 bytes|too many bytes/);
+  });
+
+  it('rejects more entries than the limit', async () => {
+    const path = await makeZip(Array.from({ length: 6 }, (_, i) => ({ name: `1_call_${i}.csv`, data: 'a\n' })));
+    const err = await rejection(verifyZip(path, { maxEntries: 5 }));
+    expect(err.type).toBe('ZipLimitExceeded');
+    expect(err.message).toMatch(/6 entries, more than the limit of 5/);
+    await expect(verifyZip(path, { maxEntries: 6 })).resolves.toBeDefined();
+  });
+
+  it('rejects a highly compressed entry as a possible ZIP bomb', async () => {
+    const path = await makeZip([{ name: CALL, data: Buffer.alloc(20 * 1024 * 1024) }]);
+    const err = await rejection(verifyZip(path));
+    expect(err.type).toBe('ZipLimitExceeded');
+    expect(err.message).toMatch(/compression ratio \d+:1, above the limit of 200:1/);
+    await expect(verifyZip(path, { maxCompressionRatio: 5000 })).resolves.toBeDefined();
+  });
+
+  it('does not apply the ratio cap to small entries', async () => {
+    const path = await makeZip([{ name: CALL, data: Buffer.alloc(512 * 1024, 0x41) }]);
+    await expect(verifyZip(path)).resolves.toBeDefined();
+  });
+
+  it('rejects more uncompressed bytes than the limit', async () => {
+    const path = await makeZip([
+      { name: '1_call_1.csv', data: 'a\n'.repeat(400) },
+      { name: '1_call_2.csv', data: 'a\n'.repeat(400) },
+    ]);
+    const err = await rejection(verifyZip(path, { maxUncompressedBytes: 1000 }));
+    expect(err.type).toBe('ZipLimitExceeded');
+    expect(err.entry).toBe('1_call_2.csv');
+  });
+
+  it('rejects an entry named ../evil.csv (zip-slip)', async () => {
+    const path = await makeZip([{ name: 'xx/evil.csv', data: 'a\n' }]);
+    await patchZip(path, (buf) => replaceAll(buf, 'xx/evil.csv', '../evil.csv'));
+    const err = await rejection(verifyZip(path));
+    expect(err.type).toBe('ZipCorrupt');
+    expect(err.message).toBe('ZIP entry "../evil.csv" is rejected: entry name escapes the extraction directory with ".."');
+    await expect(rejection(collect(path))).resolves.toMatchObject({ type: 'ZipCorrupt' });
+  });
+
+  it('rejects an absolute entry name', async () => {
+    const path = await makeZip([{ name: 'xetc/evil.csv', data: 'a\n' }]);
+    await patchZip(path, (buf) => replaceAll(buf, 'xetc/evil.csv', '/etc/evil.csv'));
+    expect((await rejection(verifyZip(path))).message).toMatch(/absolute entry name/);
+  });
+
+  it('rejects a file that is not a ZIP', async () => {
+    const path = join(dir, 'not.zip');
+    await writeFile(path, '{"resultCode":"0300011","resultDesc":"file not exist"}');
+    expect((await rejection(verifyZip(path))).type).toBe('ZipCorrupt');
+  });
+
+  it('rejects a truncated ZIP', async () => {
+    const path = await makeZip([{ name: CALL, data: 'd,a\n'.repeat(1000) }]);
+    const buf = await readFile(path);
+    await writeFile(path, buf.subarray(0, buf.length - 30));
+    expect((await rejection(verifyZip(path))).type).toBe('ZipCorrupt');
+  });
+
+  it('rejects a CSV entry ending inside a quoted field', async () => {
+    const path = await makeZip([{ name: CALL, data: 'd,"never closed\n' }]);
+    expect((await rejection(verifyZip(path))).message).toMatch(/is not readable CSV: unterminated quoted field/);
+  });
+
+  it('passes a missing file through as a file system error', async () => {
+    await expect(verifyZip(join(dir, 'missing.zip'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('exports the default caps', () => {
+    expect(DEFAULT_MAX_ENTRIES).toBe(10_000);
+    expect(DEFAULT_MAX_UNCOMPRESSED_BYTES).toBe(20 * 1024 ** 3);
+    expect(DEFAULT_MAX_COMPRESSION_RATIO).toBe(200);
+  });
+});
+
+describe('readZipRows', () => {
+  it('yields the data rows of call and record entries, skipping headers and other entries', async () => {
+    const path = await makeZip([
+      { name: CALL, data: `${HEADER}d,a,1,100,"c1, with comma"\r\nd,a,1,100,"multi\nline"\r\n` },
+      { name: 'notes.txt', data: 'ignored\n' },
+      { name: RECORD, data: 'd,a,1,100,c1,rec/path.wav\n' },
+    ]);
+    expect(await collect(path)).toEqual([
+      { entry: CALL, kind: 'call', cells: ['d', 'a', '1', '100', 'c1, with comma'] },
+      { entry: CALL, kind: 'call', cells: ['d', 'a', '1', '100', 'multi\nline'] },
+      { entry: RECORD, kind: 'record', cells: ['d', 'a', '1', '100', 'c1', 'rec/path.wav'] },
+    ]);
+  });
+
+  it('yields exactly as many rows as verifyZip counts, across many chunks', async () => {
+    const rows = Array.from({ length: 30_000 }, (_, i) => (i % 7 === 0 ? `d,"q ""${i}""\nx",${i}\n` : `d,a,${i},中文\n`)).join('');
+    const path = await makeZip([{ name: CALL, data: HEADER + rows }]);
+    const summary = await verifyZip(path);
+    const read = await collect(path);
+    expect(summary.entries[0]!.rows).toBe(30_000);
+    expect(read).toHaveLength(30_000);
+    expect(read[1]!.cells).toEqual(['d', 'a', '1', '中文']);
+    expect(read[7]!.cells).toEqual(['d', 'q "7"\nx', '7']);
+  });
+
+  it('throws after the rows of an entry whose CRC-32 fails', async () => {
+    const path = await makeZip([{ name: CALL, data: 'd,a,1,100,call-one\n', compress: false }]);
+    await patchZip(path, (buf) => replaceAll(buf, 'call-one', 'call-two'));
+    expect((await rejection(collect(path))).message).toMatch(/CRC-32/);
+  });
+});
+
+describe('entry names', () => {
+  it.each([
+    ['20180702101010123456_call_1.csv', 'call'],
+    ['20180702101010123456_call.csv', 'call'],
+    ['dir/20180702101010123456_CALL_12.csv', 'call'],
+    ['20180702101010123456_record_3.csv', 'record'],
+    ['20180702101010123456_record.csv', 'record'],
+    ['x_call_record_1.csv', 'record'],
+    ['x_call_data.txt', 'call'],
+    ['readme.txt', 'other'],
+    ['callrecord.csv', 'other'],
+  ])('classifies %s as %s', (name, kind) => {
+    expect(classifyEntryName(name)).toBe(kind);
+  });
+
+  it.each(['../evil.csv', 'a/../../evil.csv', '/etc/passwd', 'C:/windows/evil.csv', ''])('finds %j unsafe', (name) => {
+    expect(unsafeEntryName(name)).toBeDefined();
+  });
+
+  it.each(['a.csv', 'dir/a.csv', 'a..b.csv', '...csv'])('finds %j safe', (name) => {
+    expect(unsafeEntryName(name)).toBeUndefined();
+  });
+});
+
+describe('CsvRowScanner', () => {
+  function scan(input: Buffer, chunkSizes: number[], collect: boolean): { rows: string[][]; count: number; header: boolean } {
+    const rows: string[][] = [];
+    const scanner = new CsvRowScanner(collect, (cells) => rows.push(cells));
+    let at = 0;
+    let k = 0;
+    while (at < input.length) {
+      const size = chunkSizes.length > 0 ? chunkSizes[k++ % chunkSizes.length]! : input.length;
+      scanner.push(input.subarray(at, at + size));
+      at += size;
+    }
+    scanner.end();
+    return { rows, count: scanner.rows, header: scanner.header };
+  }
+
+  function quote(cell: string): string {
+    return /[",\r\n]/.test(cell) || cell === '' ? `"${cell.replace(/"/g, '""')}"` : cell;
+  }
+
+  const cell = fc.string({ unit: fc.constantFrom('a', 'b', ',', '"', '\n', '\r', ' ', 'é', '中', '-') });
+  const table = fc.array(fc.array(cell, { minLength: 1, maxLength: 5 }), { maxLength: 20 }).filter((rows) => rows[0]?.[0]?.trim().toLowerCase() !== 'developer');
+
+  it('reads back any table written with RFC 4180 quoting, however the bytes are chunked', () => {
+    fc.assert(
+      fc.property(table, fc.array(fc.integer({ min: 1, max: 9 }), { maxLength: 5 }), fc.constantFrom('\n', '\r\n'), fc.boolean(), (rows, chunks, eol, finalEol) => {
+        const text = rows.map((r) => r.map(quote).join(',')).join(eol) + (finalEol && rows.length > 0 ? eol : '');
+        const input = Buffer.from(text, 'utf8');
+        const collected = scan(input, chunks, true);
+        expect(collected.rows).toEqual(rows);
+        expect(collected.count).toBe(rows.length);
+        expect(scan(input, chunks, false).count).toBe(rows.length);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('counts the same rows as it collects for arbitrary bytes, however chunked', () => {
+    const bytes = fc.array(fc.constantFrom(...'ab,"\n\r '.split('').map((c) => c.charCodeAt(0))), { maxLength: 60 });
+    fc.assert(
+      fc.property(bytes, fc.array(fc.integer({ min: 1, max: 7 }), { maxLength: 4 }), (arr, chunks) => {
+        const input = Buffer.from(arr);
+        let expected: number;
+        try {
+          expected = scan(input, [], true).count;
+        } catch {
+          expect(() => scan(input, chunks, false)).toThrow(/unterminated/);
+          return;
+        }
+        expect(scan(input, chunks, false).count).toBe(expected);
+        expect(scan(input, chunks, true).count).toBe(expected);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('skips empty lines and keeps text after a closing quote', () => {
+    expect(scan(Buffer.from('\n\r\na,"b"c\n""\n,\n'), [], true).rows).toEqual([['a', 'bc'], [''], ['', '']]);
+  });
+});
