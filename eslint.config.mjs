@@ -16,7 +16,13 @@ export const workflowRestrictedImports = {
     'express',
     'zod',
   ],
-  patterns: ['../activities', '../activities/*', '../api', '../api/*', '../ccfs', '../ccfs/*', '../lib', '../lib/*', '../simulator', '../simulator/*'],
+  // Types may cross the boundary (workflows proxy activities by their types); values may not.
+  patterns: [
+    {
+      group: ['**/activities', '**/activities/*', '**/api', '**/api/*', '**/ccfs', '**/ccfs/*', '**/lib', '**/lib/*', '**/simulator', '**/simulator/*', '**/worker', '**/worker/*'],
+      allowTypeImports: true,
+    },
+  ],
 };
 
 export default tseslint.config(

@@ -1,0 +1,199 @@
+import { rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Context, ApplicationFailure } from '@temporalio/activity';
+import { CcfsError } from '../ccfs/errors';
+import type { QueryBillDataBody } from '../ccfs/protocol';
+import { verifyZip, ZipVerificationError } from '../ccfs/zip';
+import { callbackUrl } from '../lib/callback-token';
+import type { Logger } from '../lib/logger';
+import type { Metrics } from '../lib/metrics';
+import type { ChunkRange, ChunkResult, DataType, ExportFilters, ExportRequest, ExportState, ZipEntrySummary } from '../workflows/definitions';
+import { OutputStore } from './output-store';
+
+/** The part of the CC-FS client that activities use. */
+export interface CcfsApi {
+  queryBillData(
+    body: QueryBillDataBody,
+    opts?: { signal?: AbortSignal },
+  ): Promise<{ kind: 'accepted'; responseId: string } | { kind: 'empty'; resultCode: string; resultDesc: string }>;
+  downloadBillFile(
+    billFileName: string,
+    destination: string,
+    opts?: { signal?: AbortSignal; onProgress?: (bytes: number) => void },
+  ): Promise<{ bytes: number; sha256: string }>;
+}
+
+export interface ActivityDeps {
+  ccfs: CcfsApi;
+  output: OutputStore;
+  /** Base URL CC-FS can reach, and the key that MACs the callback token. */
+  callback: { baseUrl: string; key: string };
+  logger: Logger;
+  metrics?: Metrics;
+}
+
+export interface RequestChunkInput {
+  exportId: string;
+  chunk: ChunkRange;
+  dataType: DataType;
+  filters: ExportFilters;
+  /** 1 for the first request of the chunk, 2 for the first re-request, … */
+  request: number;
+}
+export type RequestChunkOutput = { kind: 'accepted'; responseId: string } | { kind: 'empty'; resultDesc: string };
+
+export interface DownloadChunkInput {
+  exportId: string;
+  chunk: ChunkRange;
+  billFileName: string;
+  dataType: DataType;
+  /** Time from the request to the callback, for the latency metric. */
+  callbackLatencyMs?: number;
+}
+export interface DownloadChunkOutput {
+  file: string;
+  bytes: number;
+  sha256: string;
+  rows: number;
+  entries: ZipEntrySummary[];
+}
+
+/** A chunk a previous run of the same export finished; carried into the ledger, not redone. */
+export interface FinishedChunk extends ChunkRange {
+  state: 'verified' | 'empty';
+  requests: number;
+  bytes?: number;
+  rows?: number;
+}
+
+/** CC-FS and ZIP failures as Temporal failures: permanent ones stop the retry policy at once. */
+function toFailure(err: unknown): unknown {
+  if (err instanceof CcfsError) {
+    return ApplicationFailure.create({
+      type: err.type,
+      message: err.message,
+      nonRetryable: err.category !== 'retryable',
+      details: [err.details],
+      nextRetryDelay: err.retryAfterMs,
+    });
+  }
+  if (err instanceof ZipVerificationError) {
+    // A corrupt ZIP may be a transfer fault and is downloaded again; a ZIP over the limits is not.
+    return ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: err.type === 'ZipLimitExceeded' });
+  }
+  return err;
+}
+
+/** Builds the activities with their dependencies; the worker is the only caller. */
+export function createActivities(deps: ActivityDeps) {
+  const { ccfs, output, logger, metrics } = deps;
+
+  return {
+    /** Asks CC-FS to generate one chunk; the callback URL routes the answer to the calling chunk workflow. */
+    async requestChunk(input: RequestChunkInput): Promise<RequestChunkOutput> {
+      const ctx = Context.current();
+      const workflowId = ctx.info.workflowExecution?.workflowId;
+      if (!workflowId) throw ApplicationFailure.nonRetryable('requestChunk runs only inside a chunk workflow', 'NoWorkflow');
+      const log = logger.child({ exportId: input.exportId, chunk: input.chunk.index, workflowId });
+      if (ctx.info.attempt > 1) metrics?.retries.inc({ activity: 'requestChunk' });
+      const body: QueryBillDataBody = {
+        ...input.filters,
+        beginTime: input.chunk.begin,
+        endTime: input.chunk.end,
+        dataType: input.dataType,
+        callBackURL: callbackUrl(deps.callback.baseUrl, deps.callback.key, workflowId),
+      };
+      try {
+        const outcome = await ccfs.queryBillData(body, { signal: ctx.cancellationSignal });
+        metrics?.ccfsAnswers.inc({ operation: 'queryBillData', result: outcome.kind === 'empty' ? '0300012' : '0' });
+        if (outcome.kind === 'empty') {
+          log.info({ request: input.request }, 'chunk has no data (0300012)');
+          return { kind: 'empty', resultDesc: outcome.resultDesc };
+        }
+        log.info({ request: input.request, responseId: outcome.responseId, attempt: ctx.info.attempt }, 'chunk requested');
+        return { kind: 'accepted', responseId: outcome.responseId };
+      } catch (err) {
+        if (err instanceof CcfsError) metrics?.ccfsAnswers.inc({ operation: 'queryBillData', result: err.resultCode ?? err.type });
+        if (ctx.info.attempt > 1 || !(err instanceof CcfsError && err.retryable)) {
+          log.warn({ err: err instanceof Error ? err.message : String(err), attempt: ctx.info.attempt }, 'queryBillData failed');
+        }
+        throw toFailure(err);
+      }
+    },
+
+    /** Streams the bill file to a temporary file, verifies it and moves it into the export's directory. */
+    async downloadChunk(input: DownloadChunkInput): Promise<DownloadChunkOutput> {
+      const ctx = Context.current();
+      const log = logger.child({ exportId: input.exportId, chunk: input.chunk.index, workflowId: ctx.info.workflowExecution?.workflowId });
+      if (ctx.info.attempt > 1) metrics?.retries.inc({ activity: 'downloadChunk' });
+      else if (input.callbackLatencyMs !== undefined) metrics?.callbackLatency.observe(input.callbackLatencyMs / 1000);
+      const partial = await output.partialPath(input.exportId, input.chunk.index);
+      const started = Date.now();
+      try {
+        const { bytes, sha256 } = await ccfs.downloadBillFile(input.billFileName, partial, {
+          signal: ctx.cancellationSignal,
+          onProgress: (n) => ctx.heartbeat({ bytes: n }),
+        });
+        const summary = await verifyZip(partial);
+        const file = output.chunkFileName(input.chunk, input.dataType);
+        await rename(partial, join(output.exportDir(input.exportId), file));
+        const entries = summary.entries.map(({ name, kind, rows, uncompressedBytes }) => ({ name, kind, rows, uncompressedBytes }));
+        const rows = entries.reduce((n, e) => n + e.rows, 0);
+        metrics?.downloaded(bytes, (Date.now() - started) / 1000);
+        metrics?.ccfsAnswers.inc({ operation: 'downloadBillFile', result: '0' });
+        log.info({ billFileName: input.billFileName, bytes, rows, sha256 }, 'chunk downloaded and verified');
+        return { file, bytes, sha256, rows, entries };
+      } catch (err) {
+        await rm(partial, { force: true });
+        if (err instanceof CcfsError) metrics?.ccfsAnswers.inc({ operation: 'downloadBillFile', result: err.resultCode ?? err.type });
+        log.warn({ err: err instanceof Error ? err.message : String(err), attempt: ctx.info.attempt }, 'download failed');
+        throw toFailure(err);
+      }
+    },
+
+    /** Records a finished chunk (verified, empty, failed or cancelled) for the manifest. */
+    async saveChunkResult(input: { exportId: string; result: ChunkResult }): Promise<void> {
+      await output.writeChunkResult(input.exportId, input.result);
+      metrics?.chunks.inc({ state: input.result.state });
+      if (input.result.state === 'cancelled') await output.removePartials(input.exportId);
+    },
+
+    /** Creates the export's directory and request file; returns the chunks a previous run finished. */
+    async prepareExport(input: { request: ExportRequest }): Promise<{ manifestPath: string; done: FinishedChunk[] }> {
+      const { request } = input;
+      const existing = await output.readRequest(request.exportId);
+      if (existing) {
+        const same = (['begin', 'end', 'timeZone', 'dataType'] as const).every((k) => existing[k] === request[k]) &&
+          JSON.stringify(existing.filters) === JSON.stringify(request.filters) &&
+          existing.options.chunkSeconds === request.options.chunkSeconds;
+        if (!same) {
+          throw ApplicationFailure.nonRetryable(
+            `export ID ${request.exportId} already holds a different request in ${output.exportDir(request.exportId)}; use another export ID`,
+            'ExportIdConflict',
+          );
+        }
+      }
+      await output.writeRequest(request);
+      await output.removePartials(request.exportId);
+      const done = (await output.finishedChunks(request.exportId)).map(({ index, begin, end, state, requests, bytes, rows }) => ({
+        index,
+        begin,
+        end,
+        state: state as FinishedChunk['state'],
+        requests,
+        bytes,
+        rows,
+      }));
+      const manifestPath = await output.writeManifest(request.exportId, 'running');
+      return { manifestPath, done };
+    },
+
+    /** Rewrites manifest.json from the request and the chunk records (atomically). */
+    async writeManifest(input: { exportId: string; state: ExportState }): Promise<{ manifestPath: string }> {
+      if (input.state !== 'running') await output.removePartials(input.exportId);
+      return { manifestPath: await output.writeManifest(input.exportId, input.state) };
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

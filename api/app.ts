@@ -1,0 +1,136 @@
+import { timingSafeEqual, createHash } from 'node:crypto';
+import express, { type Express, type RequestHandler } from 'express';
+import helmet from 'helmet';
+import { rateLimit } from 'express-rate-limit';
+import { z } from 'zod';
+import type { Client } from '@temporalio/client';
+import { buildExportRequest, StartExportInput } from '../lib/export-input';
+import type { ExportService } from '../lib/export-service';
+import type { Logger } from '../lib/logger';
+import type { Metrics } from '../lib/metrics';
+import { CALLBACK_ROUTE } from '../lib/callback-token';
+import { EXPORT_ID_PATTERN } from '../workflows/definitions';
+import { callbackRouter, type CallbackRouteDeps } from './callback-route';
+import { errorHandler, HttpError } from './http-error';
+
+export interface AppDeps {
+  client: Client;
+  exports: ExportService;
+  taskQueue: string;
+  tenantTimeZone: string;
+  /** Bearer tokens for the management API; when empty the API is open (development only). */
+  apiTokens: string[];
+  callback: Omit<CallbackRouteDeps, 'client' | 'logger' | 'metrics'>;
+  logger: Logger;
+  metrics?: Metrics;
+  /** Requests per minute per client IP on the management API. */
+  rateLimitPerMinute?: number;
+}
+
+const ListQuery = z
+  .object({
+    tenant: z.string().max(64).optional(),
+    state: z.enum(['running', 'completed', 'completed_with_failures', 'cancelled']).optional(),
+    dataType: z.enum(['call', 'record', 'call_record']).optional(),
+    from: z.iso.datetime({ offset: true }).optional(),
+    to: z.iso.datetime({ offset: true }).optional(),
+    limit: z.coerce.number().int().min(1).max(1000).optional(),
+  })
+  .strict();
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+function bearerAuth(tokens: string[]): RequestHandler {
+  const digests = tokens.map(digest);
+  return (req, _res, next) => {
+    if (digests.length === 0) return next();
+    const match = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+    // Compare digests, so the comparison is constant-time whatever the lengths.
+    const given = match ? digest(match[1]!) : undefined;
+    if (given && digests.some((d) => timingSafeEqual(d, given))) return next();
+    next(new HttpError(401, 'unauthorized', 'a valid bearer token is required'));
+  };
+}
+
+function exportIdParam(value: unknown): string {
+  const id = String(value);
+  if (!EXPORT_ID_PATTERN.test(id)) throw new HttpError(400, 'invalid_export_id', 'export ID has characters that are not allowed');
+  return id;
+}
+
+/** Builds the HTTP app (management API + CC-FS callback endpoint); it never listens itself. */
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.use(helmet());
+
+  app.get('/healthz', async (_req, res) => {
+    const components: Record<string, string> = { api: 'ok' };
+    try {
+      const tq = await deps.client.workflowService.describeTaskQueue({
+        namespace: deps.client.options.namespace,
+        taskQueue: { name: deps.taskQueue },
+        taskQueueType: 1, // workflow
+      });
+      components.temporal = 'ok';
+      components.worker = (tq.pollers?.length ?? 0) > 0 ? 'ok' : 'no workers polling';
+    } catch {
+      components.temporal = 'unreachable';
+      components.worker = 'unknown';
+    }
+    const ok = Object.values(components).every((v) => v === 'ok');
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', components });
+  });
+
+  app.get('/metrics', bearerAuth(deps.apiTokens), async (_req, res) => {
+    if (!deps.metrics) throw new HttpError(404, 'not_found', 'metrics are disabled');
+    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
+  app.use(CALLBACK_ROUTE, callbackRouter({ ...deps.callback, client: deps.client, logger: deps.logger, metrics: deps.metrics }));
+
+  const api = express.Router();
+  api.use(rateLimit({ windowMs: 60_000, limit: deps.rateLimitPerMinute ?? 600, standardHeaders: 'draft-8', legacyHeaders: false }));
+  api.use(bearerAuth(deps.apiTokens));
+  api.use(express.json({ limit: '32kb' }));
+
+  api.post('/', async (req, res) => {
+    const input = StartExportInput.parse(req.body ?? {});
+    const request = buildExportRequest(input, { timeZone: deps.tenantTimeZone, origin: 'api' });
+    const started = await deps.exports.start(request);
+    res.status(started.created ? 201 : 200).json(started);
+  });
+
+  api.get('/', async (req, res) => {
+    const query = ListQuery.parse(req.query);
+    res.json({ exports: await deps.exports.list(query) });
+  });
+
+  api.get('/:id', async (req, res) => {
+    const status = await deps.exports.status(exportIdParam(req.params.id));
+    if (!status) throw new HttpError(404, 'not_found', 'no export with this ID');
+    res.json(status);
+  });
+
+  api.post('/:id/cancel', async (req, res) => {
+    const id = exportIdParam(req.params.id);
+    if (!(await deps.exports.cancel(id))) throw new HttpError(404, 'not_found', 'no export with this ID');
+    res.status(202).json({ exportId: id, cancelRequested: true });
+  });
+
+  api.post('/:id/retry', async (req, res) => {
+    const id = exportIdParam(req.params.id);
+    const started = await deps.exports.retry(id);
+    if ('error' in started) {
+      if (started.error === 'not-found') throw new HttpError(404, 'not_found', 'no export with this ID');
+      throw new HttpError(409, 'still_running', 'the export is still running; retry it once it has finished');
+    }
+    res.status(202).json(started);
+  });
+
+  app.use('/exports', api);
+  app.use((_req, _res, next) => next(new HttpError(404, 'not_found', 'no such route')));
+  app.use(errorHandler(deps.logger));
+  return app;
+}

@@ -1,0 +1,39 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+/**
+ * The callback URL names the chunk workflow to signal, so CC-FS's callback reaches it without any
+ * database. The name is MACed with a server-side key: guessing or altering a workflow ID gets
+ * nowhere, and the token carries nothing secret itself.
+ */
+
+const MAC_BYTES = 16;
+
+function mac(key: string, workflowId: string): Buffer {
+  return createHmac('sha256', key).update(`ccfs-callback:${workflowId}`).digest().subarray(0, MAC_BYTES);
+}
+
+export function createCallbackToken(key: string, workflowId: string): string {
+  return `${Buffer.from(workflowId, 'utf8').toString('base64url')}.${mac(key, workflowId).toString('base64url')}`;
+}
+
+/** The workflow ID a token names, or undefined when the token is malformed or forged. */
+export function readCallbackToken(key: string, token: string): string | undefined {
+  const match = /^([A-Za-z0-9_-]{1,400})\.([A-Za-z0-9_-]{22})$/.exec(token);
+  if (!match) return undefined;
+  const workflowId = Buffer.from(match[1]!, 'base64url').toString('utf8');
+  const given = Buffer.from(match[2]!, 'base64url');
+  const expected = mac(key, workflowId);
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+  return workflowId;
+}
+
+/** The callback key: CALLBACK_SECRET, or one derived from the SK so a single secret suffices. */
+export function callbackKey(callbackSecret: string | undefined, sk: string): string {
+  return callbackSecret ?? createHmac('sha256', sk).update('ccfs-export callback token key v1').digest('hex');
+}
+
+export const CALLBACK_ROUTE = '/callbacks/ccfs';
+
+export function callbackUrl(baseUrl: string, key: string, workflowId: string): string {
+  return `${baseUrl}${CALLBACK_ROUTE}/${createCallbackToken(key, workflowId)}`;
+}

@@ -1,0 +1,101 @@
+import { z } from 'zod';
+import { DataType, QueryFilters, WallTimeString } from '../ccfs/protocol';
+import { MAX_CHUNK_SECONDS } from '../domain/chunking';
+import { isValidTimeZone, parseWallTime } from '../domain/wall-time';
+import { DEFAULT_EXPORT_OPTIONS, EXPORT_ID_PATTERN, type ExportOptions, type ExportRequest } from '../workflows/definitions';
+
+/**
+ * What a person asks for, from the API or the CLI: validated once here, so both give the same
+ * messages. Durations are in the units people think in.
+ */
+export const ExportOptionsInput = z
+  .object({
+    chunkHours: z.number().int().min(1).max(MAX_CHUNK_SECONDS / 3600),
+    maxChunksInFlight: z.number().int().min(1).max(64),
+    callbackTimeoutSeconds: z.number().int().min(1).max(7 * 86400),
+    maxRequestsPerChunk: z.number().int().min(1).max(20),
+    retryInitialIntervalSeconds: z.number().min(0.1).max(3600),
+    retryMaximumIntervalSeconds: z.number().min(0.1).max(86400),
+    retryMaximumAttempts: z.number().int().min(1).max(100),
+    maxHistoryEvents: z.number().int().min(200).max(40_000),
+  })
+  .partial()
+  .strict();
+export type ExportOptionsInput = z.infer<typeof ExportOptionsInput>;
+
+export const StartExportInput = z
+  .object({
+    exportId: z
+      .string()
+      .regex(EXPORT_ID_PATTERN, 'must be 1-100 characters of letters, digits, ".", "_" or "-", starting with a letter or digit')
+      .optional(),
+    from: WallTimeString,
+    to: WallTimeString,
+    dataType: DataType,
+    timeZone: z.string().refine(isValidTimeZone, 'must be an IANA time zone such as Asia/Shanghai').optional(),
+    filters: QueryFilters.strict().optional(),
+    options: ExportOptionsInput.optional(),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    let from: number | undefined;
+    let to: number | undefined;
+    try {
+      from = parseWallTime(v.from, 'from');
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', path: ['from'], message: (e as Error).message });
+    }
+    try {
+      to = parseWallTime(v.to, 'to');
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', path: ['to'], message: (e as Error).message });
+    }
+    if (from !== undefined && to !== undefined && to <= from) {
+      ctx.addIssue({ code: 'custom', path: ['to'], message: `to (${v.to}) must be later than from (${v.from})` });
+    }
+  });
+export type StartExportInput = z.infer<typeof StartExportInput>;
+
+export function resolveOptions(input: ExportOptionsInput = {}): ExportOptions {
+  const d = DEFAULT_EXPORT_OPTIONS;
+  const s = (v: number | undefined) => (v === undefined ? undefined : Math.round(v * 1000));
+  return {
+    chunkSeconds: input.chunkHours === undefined ? d.chunkSeconds : input.chunkHours * 3600,
+    maxChunksInFlight: input.maxChunksInFlight ?? d.maxChunksInFlight,
+    callbackTimeoutMs: s(input.callbackTimeoutSeconds) ?? d.callbackTimeoutMs,
+    maxRequestsPerChunk: input.maxRequestsPerChunk ?? d.maxRequestsPerChunk,
+    retry: {
+      initialIntervalMs: s(input.retryInitialIntervalSeconds) ?? d.retry.initialIntervalMs,
+      maximumIntervalMs: s(input.retryMaximumIntervalSeconds) ?? d.retry.maximumIntervalMs,
+      maximumAttempts: input.retryMaximumAttempts ?? d.retry.maximumAttempts,
+    },
+    maxHistoryEvents: input.maxHistoryEvents ?? d.maxHistoryEvents,
+  };
+}
+
+/** A new export ID that sorts by creation time and reads as what it is. */
+export function newExportId(input: Pick<StartExportInput, 'from' | 'dataType'>, now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const random = Math.random().toString(36).slice(2, 8);
+  return `${input.dataType}-${input.from.slice(0, 10)}-${stamp}-${random}`;
+}
+
+export function buildExportRequest(input: StartExportInput, defaults: { timeZone: string; origin: string }): ExportRequest {
+  const filters = Object.fromEntries(Object.entries(input.filters ?? {}).filter(([, v]) => v !== undefined));
+  return {
+    exportId: input.exportId ?? newExportId(input),
+    tenant: input.filters?.accountId ?? 'default',
+    begin: input.from,
+    end: input.to,
+    timeZone: input.timeZone ?? defaults.timeZone,
+    dataType: input.dataType,
+    filters,
+    options: resolveOptions(input.options),
+    origin: defaults.origin,
+  };
+}
+
+/** `field.path: message` lines for a zod error, the form both the API and the CLI show. */
+export function describeIssues(error: z.ZodError): Array<{ path: string; message: string }> {
+  return error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
+}

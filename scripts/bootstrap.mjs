@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// Makes a fresh clone runnable: installs npm dependencies when missing or stale, and the Temporal
+// CLI when none is found. Idempotent; when everything is in place it only compares a hash and runs
+// `temporal --version`. Node built-ins only, since it runs before `npm ci`.
+import { execSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, ensureTemporalCli } from './temporal-cli.mjs';
+
+const log = (line) => console.error(line);
+
+function ensureNodeModules() {
+  const lock = join(ROOT, 'package-lock.json');
+  const stamp = join(ROOT, 'node_modules', '.ccfs-export-lock-hash');
+  const hash = createHash('sha256')
+    .update(readFileSync(lock))
+    .update(process.version)
+    .digest('hex');
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === hash) return;
+  // `npm install` rather than `npm ci`: npm 11 leaves the platform-specific optional packages of
+  // @swc/core out of the lock file and then refuses `npm ci` on it. With a lock file present,
+  // `npm install` installs the locked versions all the same.
+  log('bootstrap: installing npm dependencies (npm install)');
+  execSync('npm install --no-audit --no-fund --loglevel=error', { cwd: ROOT, stdio: 'inherit' });
+  writeFileSync(stamp, hash);
+}
+
+try {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  if (major < 20 || (major === 20 && minor < 15)) throw new Error(`Node ${process.version} is too old: ccfs-export needs Node >= 20.15`);
+  ensureNodeModules();
+  ensureTemporalCli(log);
+} catch (error) {
+  log(`bootstrap failed: ${error.message}`);
+  process.exit(1);
+}

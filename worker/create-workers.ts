@@ -1,0 +1,71 @@
+import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { Worker, type NativeConnection, type WorkerOptions, type WorkflowBundle } from '@temporalio/worker';
+import { createActivities, type ActivityDeps } from '../activities';
+import { ccfsTaskQueue } from '../workflows/definitions';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+export const WORKFLOW_BUNDLE_PATH = fileURLToPath(new URL('../dist/workflow-bundle.js', import.meta.url));
+
+export interface WorkerSettings {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  /** Server-enforced limit on CC-FS calls per second across every worker of the task queue. */
+  ccfsCallsPerSecond: number;
+  /** CC-FS calls (queries and downloads) one worker runs at once. */
+  ccfsConcurrency: number;
+  /** Use a prebuilt workflow bundle instead of bundling at start (production images). */
+  workflowBundlePath?: string;
+  /** A bundle already in memory (tests bundle once per file). */
+  workflowBundle?: WorkflowBundle;
+}
+
+/**
+ * The two workers of one process: the main task queue runs workflows and file activities; the CC-FS
+ * task queue runs the activities that call CC-FS, so Temporal can rate-limit them as a whole.
+ */
+export async function createWorkers(settings: WorkerSettings, deps: ActivityDeps): Promise<Worker[]> {
+  const activities = createActivities(deps);
+  const bundlePath = settings.workflowBundlePath ?? (existsSync(WORKFLOW_BUNDLE_PATH) && process.env.NODE_ENV === 'production' ? WORKFLOW_BUNDLE_PATH : undefined);
+  const workflowSource: Pick<WorkerOptions, 'workflowsPath' | 'workflowBundle'> = settings.workflowBundle
+    ? { workflowBundle: settings.workflowBundle }
+    : bundlePath
+      ? { workflowBundle: { codePath: bundlePath } }
+      : { workflowsPath: WORKFLOWS_PATH };
+  const common = { connection: settings.connection, namespace: settings.namespace };
+  const main = await Worker.create({
+    ...common,
+    ...workflowSource,
+    taskQueue: settings.taskQueue,
+    activities: {
+      saveChunkResult: activities.saveChunkResult,
+      prepareExport: activities.prepareExport,
+      writeManifest: activities.writeManifest,
+    },
+  });
+  const ccfs = await Worker.create({
+    ...common,
+    taskQueue: ccfsTaskQueue(settings.taskQueue),
+    activities: { requestChunk: activities.requestChunk, downloadChunk: activities.downloadChunk },
+    maxTaskQueueActivitiesPerSecond: settings.ccfsCallsPerSecond,
+    maxConcurrentActivityTaskExecutions: settings.ccfsConcurrency,
+  });
+  return [main, ccfs];
+}
+
+/** Runs workers until one stops or fails; a failure of one shuts the others down. */
+export async function runWorkers(workers: Worker[]): Promise<void> {
+  try {
+    await Promise.all(
+      workers.map((w) =>
+        w.run().catch((err: unknown) => {
+          for (const other of workers) if (other !== w && other.getState() === 'RUNNING') other.shutdown();
+          throw err;
+        }),
+      ),
+    );
+  } finally {
+    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+  }
+}

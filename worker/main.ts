@@ -1,0 +1,65 @@
+import { createServer } from 'node:http';
+import { NativeConnection, Runtime } from '@temporalio/worker';
+import { loadConfig, requireCcfs } from '../lib/config';
+import { createLogger } from '../lib/logger';
+import { Metrics } from '../lib/metrics';
+import { temporalConnectionOptions } from '../lib/temporal';
+import { PinoTemporalLogger } from '../lib/temporal-logger';
+import { activityDepsFromConfig } from './activity-deps';
+import { createWorkers, runWorkers } from './create-workers';
+
+/** The worker process: hosts the workflows and activities until SIGINT/SIGTERM. */
+async function main(): Promise<void> {
+  const config = requireCcfs(loadConfig());
+  const logger = createLogger({ name: 'worker', level: config.LOG_LEVEL, format: config.LOG_FORMAT });
+  const sdkMetricsPort = config.WORKER_METRICS_PORT + 1;
+  Runtime.install({
+    logger: new PinoTemporalLogger(logger.child({ component: 'temporal-sdk' })),
+    telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${sdkMetricsPort}` } } },
+  });
+  const metrics = new Metrics();
+  // One /metrics for both: the product's counters, then the SDK's own (served by core on the next port).
+  const metricsServer = createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    void (async () => {
+      const own = await metrics.registry.metrics();
+      const sdk = await fetch(`http://127.0.0.1:${sdkMetricsPort}/metrics`)
+        .then((r) => r.text())
+        .catch(() => '');
+      res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(`${own}\n${sdk}`);
+    })();
+  });
+  metricsServer.listen(config.WORKER_METRICS_PORT);
+
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config));
+  const workers = await createWorkers(
+    {
+      connection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      ccfsCallsPerSecond: config.CCFS_MAX_CALLS_PER_SECOND,
+      ccfsConcurrency: config.CCFS_MAX_CONCURRENT_CALLS,
+    },
+    activityDepsFromConfig(config, logger, metrics),
+  );
+  logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, address: config.TEMPORAL_ADDRESS, metricsPort: config.WORKER_METRICS_PORT }, 'worker started');
+  try {
+    // The Runtime turns SIGINT/SIGTERM into a graceful shutdown of every worker.
+    await runWorkers(workers);
+  } finally {
+    await connection.close();
+    metricsServer.close();
+    logger.info('worker stopped');
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  },
+);

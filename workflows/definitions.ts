@@ -1,0 +1,191 @@
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+
+/**
+ * Everything the API, the CLI and the worker share with the workflows: the plain types of inputs and
+ * outputs, and the signal and query definitions. No secrets ever appear in these types: AK/SK live
+ * only in the worker's and the API's configuration.
+ */
+
+export type DataType = 'call' | 'record' | 'call_record';
+
+/** Optional queryBillData filters (docs/ccfs-protocol.md §3). */
+export interface ExportFilters {
+  accountId?: string;
+  agentId?: string;
+  callId?: string;
+  callerNo?: string;
+  calleeNo?: string;
+  calleeNo2?: string;
+}
+
+export interface RetryOptions {
+  initialIntervalMs: number;
+  maximumIntervalMs: number;
+  /** Attempts of one CC-FS call (flow control, 5xx, network) before the chunk gives up. */
+  maximumAttempts: number;
+}
+
+export interface ExportOptions {
+  /** Largest chunk in seconds, at most three days. */
+  chunkSeconds: number;
+  /** Chunks requested, awaited or downloaded at the same time by this export. */
+  maxChunksInFlight: number;
+  /** How long a chunk waits for CC-FS's callback before it requests the chunk again. */
+  callbackTimeoutMs: number;
+  /** queryBillData requests per chunk (first request plus re-requests). */
+  maxRequestsPerChunk: number;
+  retry: RetryOptions;
+  /** Continue-as-new once the export's history has this many events. */
+  maxHistoryEvents: number;
+}
+
+export const DEFAULT_EXPORT_OPTIONS: ExportOptions = {
+  chunkSeconds: 3 * 24 * 3600,
+  maxChunksInFlight: 4,
+  // CC-FS retries its own callback every 10 minutes; 35 minutes allows three of those tries before
+  // a fresh request costs another generation run upstream.
+  callbackTimeoutMs: 35 * 60_000,
+  maxRequestsPerChunk: 4,
+  retry: { initialIntervalMs: 5_000, maximumIntervalMs: 5 * 60_000, maximumAttempts: 12 },
+  maxHistoryEvents: 8_000,
+};
+
+export interface ExportRequest {
+  /** Business ID; the export workflow's ID is `exportWorkflowId(exportId)`. */
+  exportId: string;
+  /** Tenant label for filtering (the accountId when given, otherwise `default`). */
+  tenant: string;
+  /** `yyyy-MM-dd HH:mm:ss` wall time in `timeZone`. */
+  begin: string;
+  end: string;
+  timeZone: string;
+  dataType: DataType;
+  filters: ExportFilters;
+  options: ExportOptions;
+  /** Who asked: `api`, `cli`, `schedule:<id>`. For people, not for logic. */
+  origin: string;
+}
+
+export type ChunkState = 'pending' | 'running' | 'verified' | 'empty' | 'failed' | 'cancelled';
+export type ExportState = 'running' | 'completed' | 'completed_with_failures' | 'cancelled';
+
+export interface ChunkRange {
+  index: number;
+  begin: string;
+  end: string;
+}
+
+/** One entry of the export's ledger, small enough to carry across continue-as-new. */
+export interface LedgerEntry extends ChunkRange {
+  state: ChunkState;
+  requests?: number;
+  bytes?: number;
+  rows?: number;
+  error?: string;
+}
+
+export interface ExportWorkflowInput {
+  request: ExportRequest;
+  /** Set by continue-as-new: the ledger so far. */
+  ledger?: LedgerEntry[];
+  /** Run only the chunks that are not verified or empty on disk (retry of a finished export). */
+  retry?: boolean;
+}
+
+export interface ExportStatus {
+  exportId: string;
+  workflowId: string;
+  state: ExportState;
+  request: ExportRequest;
+  counts: Record<ChunkState, number>;
+  totals: { chunks: number; bytes: number; rows: number };
+  chunks: LedgerEntry[];
+  manifestPath?: string;
+}
+
+export interface ExportResult {
+  exportId: string;
+  state: ExportState;
+  counts: Record<ChunkState, number>;
+  totals: { chunks: number; bytes: number; rows: number };
+  manifestPath: string;
+  failedChunks: Array<{ index: number; begin: string; end: string; error?: string }>;
+}
+
+export interface ChunkWorkflowInput {
+  exportId: string;
+  chunk: ChunkRange;
+  timeZone: string;
+  dataType: DataType;
+  filters: ExportFilters;
+  options: ExportOptions;
+}
+
+export interface ZipEntrySummary {
+  name: string;
+  kind: 'call' | 'record' | 'other';
+  rows: number;
+  uncompressedBytes: number;
+}
+
+export interface ChunkResult extends ChunkRange {
+  state: 'verified' | 'empty' | 'failed' | 'cancelled';
+  responseIds: string[];
+  requests: number;
+  billFileName?: string;
+  /** File name inside the export's directory. */
+  file?: string;
+  bytes?: number;
+  sha256?: string;
+  entries?: ZipEntrySummary[];
+  rows?: number;
+  downloadAttempts?: number;
+  error?: string;
+  errorType?: string;
+}
+
+export type ChunkPhase = 'requesting' | 'waiting-for-callback' | 'downloading' | 'done';
+
+export interface ChunkProgress {
+  phase: ChunkPhase;
+  requests: number;
+  responseIds: string[];
+  since: string;
+  callbacksReceived: number;
+  callbacksRejected: number;
+}
+
+/** What the callback endpoint sends to a chunk when CC-FS calls back. */
+export interface CallbackPayload {
+  responseId: string;
+  billFileName: string;
+  accountId?: string;
+  receivedAt: string;
+}
+
+export const callbackSignal = defineSignal<[CallbackPayload]>('ccfsCallback');
+export const exportStatusQuery = defineQuery<ExportStatus>('exportStatus');
+export const chunkProgressQuery = defineQuery<ChunkProgress>('chunkProgress');
+
+export const EXPORT_WORKFLOW_PREFIX = 'ccfs-export';
+
+export function exportWorkflowId(exportId: string): string {
+  return `${EXPORT_WORKFLOW_PREFIX}/${exportId}`;
+}
+
+export function chunkWorkflowId(exportId: string, index: number): string {
+  return `${exportWorkflowId(exportId)}/chunk-${String(index).padStart(4, '0')}`;
+}
+
+/** Export IDs become workflow IDs and directory names, so they are kept to a safe alphabet. */
+export const EXPORT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/** The task queue of activities that call CC-FS, rate-limited as a whole by the worker. */
+export function ccfsTaskQueue(taskQueue: string): string {
+  return `${taskQueue}-ccfs`;
+}
+
+/** ApplicationFailure types the workflows branch on. */
+export const FailureType = {
+  fileNotFound: 'CcfsFileNotFound',
+} as const;

@@ -1,0 +1,2 @@
+export { exportWorkflow } from './export-workflow';
+export { chunkWorkflow } from './chunk-workflow';

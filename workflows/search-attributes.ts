@@ -1,0 +1,24 @@
+import { defineSearchAttributeKey } from '@temporalio/common';
+
+/**
+ * Custom search attributes, so an operator can filter in the Temporal UI (e.g. every failed export
+ * of one tenant in March). `SEARCH_ATTRIBUTES` is what the dev launcher, the tests and the
+ * documented cluster command register.
+ */
+export const ExportIdKey = defineSearchAttributeKey('CcfsExportId', 'KEYWORD');
+export const TenantKey = defineSearchAttributeKey('CcfsTenant', 'KEYWORD');
+export const DataTypeKey = defineSearchAttributeKey('CcfsDataType', 'KEYWORD');
+export const RangeBeginKey = defineSearchAttributeKey('CcfsRangeBegin', 'DATETIME');
+export const RangeEndKey = defineSearchAttributeKey('CcfsRangeEnd', 'DATETIME');
+export const ExportStateKey = defineSearchAttributeKey('CcfsExportState', 'KEYWORD');
+export const KindKey = defineSearchAttributeKey('CcfsKind', 'KEYWORD');
+
+export const SEARCH_ATTRIBUTES: Readonly<Record<string, 'Keyword' | 'Datetime'>> = {
+  CcfsExportId: 'Keyword',
+  CcfsTenant: 'Keyword',
+  CcfsDataType: 'Keyword',
+  CcfsRangeBegin: 'Datetime',
+  CcfsRangeEnd: 'Datetime',
+  CcfsExportState: 'Keyword',
+  CcfsKind: 'Keyword',
+};
