@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import express, { type Request, type Response } from 'express';
 import { request } from 'undici';
 import * as yauzl from 'yauzl';
+import { DOWNLOAD_BILL_FILE_PATH, PROTOCOL_VERSION, QUERY_BILL_DATA_PATH } from '../ccfs/protocol';
 import { type Credentials, sign } from '../ccfs/signer';
 
 /**
@@ -66,6 +67,33 @@ export async function signedPost(
     body: buf,
     json: <T>() => JSON.parse(buf.toString('utf8')) as T,
   };
+}
+
+export function envelope(msgBody: unknown): { request: { version: string }; msgBody: unknown } {
+  return { request: { version: PROTOCOL_VERSION }, msgBody };
+}
+
+/** A signed queryBillData request. */
+export function queryBillData(
+  baseUrl: string,
+  credentials: Credentials,
+  msgBody: Record<string, unknown>,
+  options: Omit<SignedPostOptions, 'credentials'> = {},
+): Promise<PostResult> {
+  return signedPost(baseUrl, QUERY_BILL_DATA_PATH, envelope(msgBody), { ...options, credentials });
+}
+
+/** A signed downloadBillFile request. */
+export function downloadBillFile(
+  baseUrl: string,
+  credentials: Credentials,
+  billFileName: string,
+  options: Omit<SignedPostOptions, 'credentials'> = {},
+): Promise<PostResult> {
+  return signedPost(baseUrl, DOWNLOAD_BILL_FILE_PATH, envelope({ billFileName }), {
+    ...options,
+    credentials,
+  });
 }
 
 export interface ReceivedCallback {
