@@ -26,7 +26,7 @@ export const workflowRestrictedImports = {
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.venv/**', 'data/**', 'dist/**', 'bench/results/**', 'coverage/**', 'test/fixtures/**'] },
+  { ignores: ['.tmp/**', 'node_modules/**', '.venv/**', 'data/**', 'dist/**', 'bench/results/**', 'coverage/**', 'test/fixtures/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -90,7 +90,7 @@ export function createActivities(deps: ActivityDeps) {
 
   return {
     /** Asks CC-FS to generate one chunk; the callback URL routes the answer to the calling chunk workflow. */
-    async requestChunk(input: RequestChunkInput): Promise<RequestChunkOutput> {
+    requestChunk: async (input: RequestChunkInput): Promise<RequestChunkOutput> => {
       const ctx = Context.current();
       const workflowId = ctx.info.workflowExecution?.workflowId;
       if (!workflowId) throw ApplicationFailure.nonRetryable('requestChunk runs only inside a chunk workflow', 'NoWorkflow');
@@ -122,7 +122,7 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** Streams the bill file to a temporary file, verifies it and moves it into the export's directory. */
-    async downloadChunk(input: DownloadChunkInput): Promise<DownloadChunkOutput> {
+    downloadChunk: async (input: DownloadChunkInput): Promise<DownloadChunkOutput> => {
       const ctx = Context.current();
       const log = logger.child({ exportId: input.exportId, chunk: input.chunk.index, workflowId: ctx.info.workflowExecution?.workflowId });
       if (ctx.info.attempt > 1) metrics?.retries.inc({ activity: 'downloadChunk' });
@@ -152,14 +152,14 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** Records a finished chunk (verified, empty, failed or cancelled) for the manifest. */
-    async saveChunkResult(input: { exportId: string; result: ChunkResult }): Promise<void> {
+    saveChunkResult: async (input: { exportId: string; result: ChunkResult }): Promise<void> => {
       await output.writeChunkResult(input.exportId, input.result);
       metrics?.chunks.inc({ state: input.result.state });
       if (input.result.state === 'cancelled') await output.removePartials(input.exportId);
     },
 
     /** Creates the export's directory and request file; returns the chunks a previous run finished. */
-    async prepareExport(input: { request: ExportRequest }): Promise<{ manifestPath: string; done: FinishedChunk[] }> {
+    prepareExport: async (input: { request: ExportRequest }): Promise<{ manifestPath: string; done: FinishedChunk[] }> => {
       const { request } = input;
       const existing = await output.readRequest(request.exportId);
       if (existing) {
@@ -189,7 +189,7 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** Rewrites manifest.json from the request and the chunk records (atomically). */
-    async writeManifest(input: { exportId: string; state: ExportState }): Promise<{ manifestPath: string }> {
+    writeManifest: async (input: { exportId: string; state: ExportState }): Promise<{ manifestPath: string }> => {
       if (input.state !== 'running') await output.removePartials(input.exportId);
       return { manifestPath: await output.writeManifest(input.exportId, input.state) };
     },

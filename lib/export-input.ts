@@ -38,18 +38,18 @@ export const StartExportInput = z
   })
   .strict()
   .superRefine((v, ctx) => {
-    let from: number | undefined;
-    let to: number | undefined;
-    try {
-      from = parseWallTime(v.from, 'from');
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', path: ['from'], message: (e as Error).message });
-    }
-    try {
-      to = parseWallTime(v.to, 'to');
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', path: ['to'], message: (e as Error).message });
-    }
+    // The format itself is checked by WallTimeString; here only calendar validity and order.
+    const check = (field: 'from' | 'to'): number | undefined => {
+      if (!WallTimeString.safeParse(v[field]).success) return undefined;
+      try {
+        return parseWallTime(v[field], field);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', path: [field], message: (e as Error).message });
+        return undefined;
+      }
+    };
+    const from = check('from');
+    const to = check('to');
     if (from !== undefined && to !== undefined && to <= from) {
       ctx.addIssue({ code: 'custom', path: ['to'], message: `to (${v.to}) must be later than from (${v.from})` });
     }

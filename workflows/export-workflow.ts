@@ -63,7 +63,7 @@ export async function exportWorkflow(input: ExportWorkflowInput): Promise<Export
   const ledger: LedgerEntry[] =
     input.ledger ??
     planChunks({ begin: request.begin, end: request.end, timeZone: request.timeZone, chunkSeconds: options.chunkSeconds }).map(
-      (c) => ({ ...c, state: 'pending' as ChunkState }),
+      (c): LedgerEntry => ({ ...c, state: 'pending' }),
     );
   let state: ExportState = 'running';
   let manifestPath: string | undefined;

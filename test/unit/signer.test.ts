@@ -116,19 +116,24 @@ describe('auth-v2 verification', () => {
       fc.property(request, fc.nat(), fc.integer({ min: 1, max: 255 }), (r, position, delta) => {
         const timestamp = new Date(r.seconds * 1000);
         const headers = { host: r.host, 'content-type': r.contentType, 'content-length': String(r.body.length) };
-        const base = { method: 'POST', path: '/x', headers, body: r.body };
+        const base: { method: string; path: string; headers: Record<string, string>; body: Uint8Array } = {
+          method: 'POST',
+          path: '/x',
+          headers,
+          body: r.body,
+        };
         const authorization = sign({ ...base, credentials: { ak: r.ak, sk: r.sk }, timestamp });
         const check = (changes: Partial<typeof base> & { authorization?: string }) =>
           verify({ ...base, authorization, ...changes, secretFor: () => r.sk, now: timestamp, maxSkewSeconds: 0 }).ok;
 
-        const flip = (bytes: Uint8Array): Buffer => {
-          const copy = Buffer.from(bytes);
+        const flip = (bytes: Uint8Array): Uint8Array => {
+          const copy = new Uint8Array(bytes);
           const i = position % copy.length;
           copy[i] = (copy[i]! + delta) % 256;
           return copy;
         };
         if (r.body.length > 0) expect(check({ body: flip(r.body) })).toBe(false);
-        const hostBytes = flip(Buffer.from(r.host, 'utf8')).toString('latin1');
+        const hostBytes = Buffer.from(flip(Buffer.from(r.host, 'utf8'))).toString('latin1');
         if (hostBytes.trim() !== r.host) expect(check({ headers: { ...headers, host: hostBytes } })).toBe(false);
         const sig = authorization.slice(-64);
         const i = position % 64;

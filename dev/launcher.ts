@@ -1,0 +1,222 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, loadConfig } from '../lib/config';
+// @ts-expect-error -- plain ESM helper shared with the bootstrap (Node built-ins only, no types)
+import { ensureTemporalCli } from '../scripts/temporal-cli.mjs';
+import { portIsFree, startDevServer, type DevServer } from './temporal-server';
+
+/**
+ * `npm start`: the whole service on one machine. A Temporal dev server with a SQLite file and its
+ * UI, the worker, the API, and — when no real CC-FS is configured — the CC-FS simulator. Logs are
+ * prefixed per component; Ctrl-C or SIGTERM stops every child before the launcher exits.
+ */
+
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const env = process.env;
+const DATA_DIR = resolve(env.DATA_DIR ?? join(ROOT, 'data'));
+const int = (name: string, fallback: number) => {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new ConfigError(`invalid configuration:\n  ${name}: must be a port number, got "${v}"`);
+  return n;
+};
+
+const COLORS: Record<string, string> = { temporal: '35', simulator: '36', worker: '32', api: '34', launcher: '33' };
+const tty = Boolean(process.stdout.isTTY);
+const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+
+function say(component: string, line: string): void {
+  const tag = component.padEnd(9);
+  process.stdout.write(`${tty ? `\x1b[${COLORS[component] ?? '0'}m${tag}\x1b[0m` : tag} | ${line}\n`);
+}
+
+/** Structured JSON logs of the children, shown as one readable line each. */
+function humanize(line: string): string {
+  if (!line.startsWith('{')) return line;
+  try {
+    const { level, time, msg, pid: _p, hostname: _h, name: _n, ...rest } = JSON.parse(line) as Record<string, unknown>;
+    const at = typeof time === 'number' ? new Date(time).toISOString().slice(11, 19) : '';
+    const fields = Object.entries(rest)
+      .filter(([k]) => k !== 'sdk' && k !== 'component')
+      .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+      .join(' ');
+    return `${at} ${(LEVELS[level as number] ?? String(level)).padEnd(5)} ${typeof msg === 'string' ? msg : JSON.stringify(msg ?? '')}${fields ? `  ${fields}` : ''}`;
+  } catch {
+    return line;
+  }
+}
+
+function devCredentials(): { ak: string; sk: string } {
+  const file = join(DATA_DIR, 'dev-credentials.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as { ak: string; sk: string };
+  const creds = { ak: 'dev-ak', sk: randomBytes(24).toString('base64url') };
+  writeFileSync(file, JSON.stringify(creds), { mode: 0o600 });
+  return creds;
+}
+
+const children: Array<{ name: string; child: ChildProcess }> = [];
+
+function run(name: string, script: string, childEnv: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: ROOT,
+    env: { ...env, ...childEnv, LOG_FORMAT: 'json' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  for (const stream of [child.stdout, child.stderr]) {
+    if (stream) createInterface({ input: stream }).on('line', (l) => say(name, humanize(l)));
+  }
+  child.once('exit', (code, signal) => {
+    if (!stopping) {
+      say('launcher', `${name} exited unexpectedly (${signal ?? code}); stopping everything`);
+      void shutdown(1);
+    }
+  });
+  children.push({ name, child });
+  return child;
+}
+
+let stopping = false;
+let temporal: DevServer | undefined;
+
+async function shutdown(code: number): Promise<never> {
+  if (stopping) return new Promise<never>(() => undefined);
+  stopping = true;
+  say('launcher', 'stopping…');
+  // Worker, API and simulator first, so nothing talks to Temporal while it stops; then Temporal,
+  // whose SIGTERM closes the SQLite file cleanly.
+  await Promise.all(
+    children.map(
+      ({ child }) =>
+        new Promise<void>((done) => {
+          if (child.exitCode !== null || child.signalCode !== null) return done();
+          child.once('exit', () => done());
+          child.kill('SIGTERM');
+          setTimeout(() => child.kill('SIGKILL'), 15_000).unref();
+        }),
+    ),
+  );
+  await temporal?.stop();
+  say('launcher', 'stopped');
+  process.exit(code);
+}
+
+async function waitForHealth(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    if (stopping) return;
+    try {
+      const res = await fetch(url);
+      if (res.ok) return;
+      last = await res.text();
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`the API did not become healthy within ${timeoutMs / 1000} s (${last})`);
+}
+
+async function main(): Promise<void> {
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGTERM', () => void shutdown(0));
+  // `npm start` runs us under `sh -c`, which dies on SIGTERM without passing it on: when our parent
+  // goes away, stop everything rather than leave orphans behind.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) void shutdown(0);
+  }, 500).unref();
+  mkdirSync(DATA_DIR, { recursive: true });
+
+  const external = Boolean(env.TEMPORAL_ADDRESS);
+  const ports = {
+    TEMPORAL_PORT: int('TEMPORAL_PORT', 7233),
+    TEMPORAL_UI_PORT: int('TEMPORAL_UI_PORT', 8233),
+    API_PORT: int('API_PORT', 3000),
+    SIMULATOR_PORT: int('SIMULATOR_PORT', 8480),
+    WORKER_METRICS_PORT: int('WORKER_METRICS_PORT', 9464),
+  };
+  const useSimulator = !env.CCFS_BASE_URL;
+  const needed = Object.entries(ports).filter(([k]) => (external ? !k.startsWith('TEMPORAL') : true) && (useSimulator || k !== 'SIMULATOR_PORT'));
+  if (needed.some(([k]) => k === 'WORKER_METRICS_PORT')) needed.push(['WORKER_METRICS_PORT + 1', ports.WORKER_METRICS_PORT + 1]);
+  for (const [name, port] of needed) {
+    if (!(await portIsFree(port))) {
+      throw new ConfigError(`port ${port} (${name}) is already in use: stop what uses it, or set ${name.split(' ')[0]} to a free port`);
+    }
+  }
+
+  const childEnv: NodeJS.ProcessEnv = {
+    API_PORT: String(ports.API_PORT),
+    WORKER_METRICS_PORT: String(ports.WORKER_METRICS_PORT),
+    OUTPUT_DIR: env.OUTPUT_DIR ?? join(DATA_DIR, 'exports'),
+    CALLBACK_BASE_URL: env.CALLBACK_BASE_URL ?? `http://127.0.0.1:${ports.API_PORT}`,
+  };
+  if (!external) {
+    const cli = (ensureTemporalCli as (log?: (l: string) => void) => string)((l: string) => say('launcher', l));
+    say('temporal', `starting Temporal dev server (SQLite ${join(DATA_DIR, 'temporal.db')})`);
+    temporal = await startDevServer({
+      cli,
+      port: ports.TEMPORAL_PORT,
+      uiPort: ports.TEMPORAL_UI_PORT,
+      dbFile: join(DATA_DIR, 'temporal.db'),
+      logFile: join(DATA_DIR, 'logs', 'temporal.log'),
+      readyTimeoutMs: 90_000,
+    });
+    temporal.process.once('exit', (code, signal) => {
+      if (!stopping) {
+        say('launcher', `Temporal exited unexpectedly (${signal ?? code}); see ${join(DATA_DIR, 'logs', 'temporal.log')}`);
+        void shutdown(1);
+      }
+    });
+    childEnv.TEMPORAL_ADDRESS = temporal.address;
+    childEnv.TEMPORAL_UI_URL = temporal.uiUrl;
+  }
+  if (useSimulator) {
+    const creds = devCredentials();
+    Object.assign(childEnv, {
+      CCFS_BASE_URL: `http://127.0.0.1:${ports.SIMULATOR_PORT}`,
+      CCFS_AK: creds.ak,
+      CCFS_SK: creds.sk,
+      SIMULATOR_PORT: String(ports.SIMULATOR_PORT),
+      SIMULATOR_TIME_ZONE: env.SIMULATOR_TIME_ZONE ?? env.TENANT_TIME_ZONE ?? 'UTC',
+    });
+    say('launcher', 'CCFS_BASE_URL is not set: starting the CC-FS simulator with development credentials');
+    run('simulator', 'simulator/main.ts', childEnv);
+  }
+  // Fail here, with the key named, rather than in two children at once.
+  loadConfig({ ...env, ...childEnv }, '');
+  run('worker', 'worker/main.ts', childEnv);
+  run('api', 'api/main.ts', childEnv);
+
+  const api = `http://localhost:${ports.API_PORT}`;
+  await waitForHealth(`${api}/healthz`, 90_000);
+  if (stopping) return;
+  const state = {
+    api,
+    temporalUi: temporal?.uiUrl,
+    temporalAddress: childEnv.TEMPORAL_ADDRESS ?? env.TEMPORAL_ADDRESS,
+    simulator: useSimulator ? childEnv.CCFS_BASE_URL : undefined,
+    outputDir: childEnv.OUTPUT_DIR,
+    pids: Object.fromEntries<number | undefined>([
+      ...children.map(({ name, child }): [string, number | undefined] => [name, child.pid]),
+      ['temporal', temporal?.process.pid],
+    ]),
+  };
+  writeFileSync(join(DATA_DIR, 'launcher.json'), JSON.stringify(state, null, 2));
+  say('launcher', 'ready');
+  say('launcher', `  API          ${api}  (GET /healthz, POST /exports)`);
+  if (temporal?.uiUrl) say('launcher', `  Temporal UI  ${temporal.uiUrl}`);
+  if (useSimulator) say('launcher', `  simulator    ${childEnv.CCFS_BASE_URL}`);
+  say('launcher', `  output       ${childEnv.OUTPUT_DIR}`);
+  say('launcher', `  try: npx ccfs-export export --from "2024-03-01 00:00:00" --to "2024-03-10 00:00:00" --type call_record --wait`);
+}
+
+main().catch(async (err: unknown) => {
+  say('launcher', err instanceof Error ? err.message : String(err));
+  await shutdown(1);
+});
