@@ -91,6 +91,15 @@ interface BillFile {
   downloads: number;
 }
 
+/** The msgBody of a request for the record, whatever is wrong with the rest of it. */
+function peekMsgBody(body: Buffer): unknown {
+  try {
+    return (JSON.parse(body.toString('utf8')) as { msgBody?: unknown } | null)?.msgBody;
+  } catch {
+    return undefined;
+  }
+}
+
 const RawBody = express.raw({ type: () => true, limit: '1mb' });
 
 export function createSimulator(input: SimulatorOptions): Simulator {
@@ -101,6 +110,8 @@ export function createSimulator(input: SimulatorOptions): Simulator {
   let state = emptyState();
   let files = new Map<string, BillFile>();
   let responseCounter = 0;
+  /** Files whose generation timer has not fired yet (the maxOutstandingQueries count). */
+  let outstanding = 0;
   let closing = new AbortController();
   const generationTimers = new Set<NodeJS.Timeout>();
   const now = (): Date => options.clock();
@@ -178,6 +189,7 @@ export function createSimulator(input: SimulatorOptions): Simulator {
 
   function generate(file: BillFile): void {
     file.generatedAt = now();
+    outstanding--;
     const account = accountByAk(file.ak);
     logger.info({ responseId: file.responseId, billFileName: file.billFileName }, 'bill file generated');
     if (!account) return;
@@ -215,7 +227,7 @@ export function createSimulator(input: SimulatorOptions): Simulator {
     if (ak === undefined) return;
     record.ak = ak;
     const envelope = parseEnvelope(body);
-    record.msgBody = envelope.ok ? envelope.value : undefined;
+    record.msgBody = peekMsgBody(body);
     if (faults.fires('queryHttp500', {})) {
       done('http500', 'internal error (fault)');
       res.status(500).json(springError(500, req.path, now()));
@@ -232,7 +244,6 @@ export function createSimulator(input: SimulatorOptions): Simulator {
     });
     if (!checked.ok) return done(checked.code, checked.desc);
     const q = checked.value;
-    const outstanding = [...files.values()].filter((f) => f.generatedAt === undefined).length;
     if (outstanding >= options.maxOutstandingQueries) {
       return done(ResultCode.queryFlowControl, `flow control: ${outstanding} queries outstanding`);
     }
@@ -276,6 +287,7 @@ export function createSimulator(input: SimulatorOptions): Simulator {
       downloads: 0,
     };
     files.set(billFileName, file);
+    outstanding++;
     const timer = setTimeout(() => {
       generationTimers.delete(timer);
       generate(file);
@@ -458,6 +470,7 @@ export function createSimulator(input: SimulatorOptions): Simulator {
     state = emptyState();
     files = new Map();
     responseCounter = 0;
+    outstanding = 0;
     lock.reset();
     faults.reset();
   }

@@ -34,6 +34,8 @@ export class CallbackDispatcher {
   private held: Array<{ job: CallbackJob; duplicate: boolean }> = [];
   private holdTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Bumped by reset/close: work scheduled in an earlier epoch never runs. */
+  private epoch = 0;
 
   constructor(private readonly deps: CallbackDeps) {
     this.agent = this.newAgent();
@@ -83,9 +85,10 @@ export class CallbackDispatcher {
     const jobs = this.held;
     this.held = [];
     const order = shuffled(jobs, this.deps.faults.rng('reorderCallbacks'));
+    const epoch = this.epoch;
     void (async () => {
       for (const { job, duplicate } of order) {
-        if (this.closed) return;
+        if (this.closed || epoch !== this.epoch) return;
         await this.deliver(job, duplicate);
       }
     })();
@@ -105,13 +108,15 @@ export class CallbackDispatcher {
       done: false,
     };
     this.deps.records().push(record);
+    const epoch = this.epoch;
     const finished = (): void => {
       record.done = true;
       if (duplicate && copy === 1) void this.deliver(job, false, 2);
     };
     const attempt = async (): Promise<void> => {
-      if (this.closed) return;
+      if (this.closed || epoch !== this.epoch) return;
       const ok = await this.attempt(job, record);
+      if (this.closed || epoch !== this.epoch) return;
       const { callbackMaxAttempts, callbackRetryIntervalMs } = this.deps.options();
       if (ok || record.attempts >= callbackMaxAttempts) {
         if (!ok)
@@ -185,9 +190,10 @@ export class CallbackDispatcher {
   }
 
   private later(ms: number, fn: () => void): NodeJS.Timeout {
+    const epoch = this.epoch;
     const timer = setTimeout(() => {
       this.timers.delete(timer);
-      if (!this.closed) fn();
+      if (!this.closed && epoch === this.epoch) fn();
     }, ms);
     this.timers.add(timer);
     return timer;
@@ -207,6 +213,7 @@ export class CallbackDispatcher {
 
   private async stop(): Promise<void> {
     this.closed = true;
+    this.epoch++;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.holdTimer = undefined;

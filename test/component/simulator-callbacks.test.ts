@@ -176,6 +176,18 @@ describe('simulator callbacks', () => {
     expect(record!.attemptLog[0]!.error).toBeTruthy();
   });
 
+  it('forgets pending retries on reset', async () => {
+    receiver.respond(() => ({ status: 500, body: 'no' }));
+    const s = await start({ callbackRetryIntervalMs: 100, callbackMaxAttempts: 100 });
+    await queryBillData(s.url, creds, { ...range, callBackURL: receiver.url });
+    await receiver.waitFor(1);
+    await s.simulator.reset();
+    const seen = receiver.received.length;
+    await sleep(300);
+    expect(receiver.received.length).toBe(seen);
+    expect(s.simulator.inspect().callbacks).toEqual([]);
+  });
+
   it('cancels pending retries on close', async () => {
     receiver.respond(() => ({ status: 500, body: 'no' }));
     const s = await start({ callbackRetryIntervalMs: 100, callbackMaxAttempts: 100 });
