@@ -1,0 +1,99 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../dev/temporal-server';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+interface LauncherState {
+  api: string;
+  temporalUi: string;
+  temporalAddress: string;
+  pids: Record<string, number>;
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe('npm start (dev launcher)', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ccfs-launcher-'));
+  let env: NodeJS.ProcessEnv;
+  let launcher: ChildProcess | undefined;
+  let output = '';
+
+  async function start(): Promise<LauncherState> {
+    rmSync(join(dataDir, 'launcher.json'), { force: true });
+    launcher = spawn(process.execPath, ['--import', 'tsx', 'dev/launcher.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    launcher.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    launcher.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    return until('launcher.json', () => (existsSync(join(dataDir, 'launcher.json')) ? (JSON.parse(readFileSync(join(dataDir, 'launcher.json'), 'utf8')) as LauncherState) : undefined), 90_000);
+  }
+
+  async function stop(signal: NodeJS.Signals, state: LauncherState): Promise<void> {
+    const exited = new Promise<number | null>((r) => launcher!.once('exit', (code) => r(code)));
+    launcher!.kill(signal);
+    expect(await exited).toBe(0);
+    for (const [name, pid] of Object.entries(state.pids)) expect(alive(pid), `${name} (pid ${pid}) still running`).toBe(false);
+  }
+
+  afterAll(() => {
+    if (launcher && launcher.exitCode === null) launcher.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('brings everything up, exports with the CLI as the README shows, and survives a restart', async () => {
+    const ports = { temporal: await freePort(), ui: await freePort(), api: await freePort(), sim: await freePort(), metrics: await freePort() };
+    env = { ...process.env, DATA_DIR: dataDir, TEMPORAL_PORT: String(ports.temporal), TEMPORAL_UI_PORT: String(ports.ui), API_PORT: String(ports.api), SIMULATOR_PORT: String(ports.sim), WORKER_METRICS_PORT: String(ports.metrics) };
+    for (const key of ['TEMPORAL_ADDRESS', 'CCFS_BASE_URL', 'CCFS_AK', 'CCFS_SK', 'OUTPUT_DIR', 'CALLBACK_BASE_URL']) delete env[key];
+
+    const first = await start();
+    const health = await fetch(`${first.api}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok', components: { api: 'ok', temporal: 'ok', worker: 'ok' } });
+    expect((await fetch(first.temporalUi)).status).toBe(200);
+
+    const cli = spawnSync(
+      process.execPath,
+      ['bin/ccfs-export.mjs', 'export', '--from', '2024-03-01 00:00:00', '--to', '2024-03-10 00:00:00', '--type', 'call_record', '--export-id', 'launcher-e2e', '--wait'],
+      { cwd: ROOT, env: { ...env, TEMPORAL_ADDRESS: first.temporalAddress }, encoding: 'utf8', timeout: 120_000 },
+    );
+    expect(cli.stderr).toContain('3/3 chunks');
+    expect(cli.status).toBe(0);
+    const manifestPath = cli.stdout.trim();
+    expect(manifestPath).toBe(join(dataDir, 'exports', 'launcher-e2e', 'manifest.json'));
+    expect(JSON.parse(readFileSync(manifestPath, 'utf8'))).toMatchObject({ state: 'completed', totals: { verified: 3 } });
+
+    await stop('SIGINT', first);
+
+    const second = await start();
+    const status = spawnSync(process.execPath, ['bin/ccfs-export.mjs', 'status', 'launcher-e2e', '--json'], {
+      cwd: ROOT,
+      env: { ...env, TEMPORAL_ADDRESS: second.temporalAddress },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(status.status).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ exportId: 'launcher-e2e', state: 'completed', status: 'COMPLETED' });
+    await stop('SIGTERM', second);
+    expect(output).toContain('ready');
+  }, 300_000);
+});
