@@ -312,16 +312,21 @@ export function recordLine(row: RecordRow): string {
   return csvLine(RECORD_COLUMNS.map((c) => row[c]));
 }
 
+/** Digits of the filler sequence number: fixed width, so every filler line has the same length. */
+export const FILLER_SEQ_DIGITS = 10;
+
 /**
- * Filler CDR lines for padded files: single-row calls (`call_id_num` -1) whose call_id starts with
- * `PAD`, so they are valid rows for a parser and recognisable for a test. Returns a line builder.
+ * Filler CDR line for padded files: a single-row call (`call_id_num` -1) whose call_id is
+ * `PAD{tag}{10-digit sequence}`, valid for a parser and recognisable for a test. Returns the UTF-8
+ * line with sequence 0 and the byte offset of the sequence digits, so lines can be stamped into a
+ * buffer without building strings.
  */
-export function fillerLine(
+export function fillerTemplate(
   account: Account,
   tag: string,
   beginWall: string,
   extra: boolean,
-): (n: number) => string {
+): { line: Buffer; seqOffset: number } {
   const row: CdrRow = {
     developer: account.developer,
     account_id: account.accountId,
@@ -348,5 +353,9 @@ export function fillerLine(
     media_type: '5',
   };
   const [before, after] = cdrLine(row, extra).split('\u0000') as [string, string];
-  return (n) => `${before}PAD${tag}${n}${after}`;
+  const head = `${before}PAD${tag}`;
+  return {
+    line: Buffer.from(`${head}${'0'.repeat(FILLER_SEQ_DIGITS)}${after}`, 'utf8'),
+    seqOffset: Buffer.byteLength(head, 'utf8'),
+  };
 }

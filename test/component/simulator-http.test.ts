@@ -1,3 +1,4 @@
+import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DOWNLOAD_BILL_FILE_PATH, QUERY_BILL_DATA_PATH } from '../../ccfs/protocol';
 import { type RunningSimulator, startSimulator } from '../../simulator/app';
@@ -104,6 +105,34 @@ describe('simulator auth-v2', () => {
     await queryBillData(sim.url, { ak: creds.ak, sk: 'bad' }, base);
     const text = JSON.stringify(sim.simulator.inspect());
     expect(text).not.toContain(creds.sk);
+    expect(text).not.toContain('auth-v2/');
+  });
+});
+
+describe('simulator logs', () => {
+  it('never log the SK or an Authorization value', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
+    const logged = await startSimulator({
+      port: 0,
+      accounts: [creds],
+      callbackDelayMs: 1,
+      callbackMaxAttempts: 1,
+      logger,
+    });
+    try {
+      const q = await queryBillData(logged.url, creds, base);
+      expect(q.json().resultCode).toBe('0');
+      await queryBillData(logged.url, { ak: creds.ak, sk: 'wrong-secret' }, base);
+      await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await logged.close();
+    }
+    const text = lines.join('');
+    expect(text).toContain('query accepted');
+    expect(text).toContain('rejected signature');
+    expect(text).not.toContain(creds.sk);
+    expect(text).not.toContain('wrong-secret');
     expect(text).not.toContain('auth-v2/');
   });
 });
