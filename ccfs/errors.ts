@@ -37,9 +37,9 @@ export const CCFS_ERROR_CATEGORY: Readonly<Record<CcfsErrorType, CcfsErrorCatego
 };
 
 /** Types a Temporal retry policy should list in `nonRetryableErrorTypes`. */
-export const NON_RETRYABLE_CCFS_ERROR_TYPES: readonly CcfsErrorType[] = (Object.keys(CCFS_ERROR_CATEGORY) as CcfsErrorType[]).filter(
-  (t) => CCFS_ERROR_CATEGORY[t] !== 'retryable',
-);
+export const NON_RETRYABLE_CCFS_ERROR_TYPES: readonly CcfsErrorType[] = (
+  Object.keys(CCFS_ERROR_CATEGORY) as CcfsErrorType[]
+).filter((t) => CCFS_ERROR_CATEGORY[t] !== 'retryable');
 
 /** JSON-safe facts about a failure, fit for `ApplicationFailure` details and logs. Never holds secrets. */
 export interface CcfsErrorDetails {
@@ -121,11 +121,31 @@ const FIX_REQUEST = 'the request is wrong and retrying will not help; fix the re
 export const RESULT_CODES: Readonly<Record<string, CodeInfo>> = {
   [ResultCode.parameterNull]: { type: 'CcfsBadRequest', meaning: 'a parameter is null', hint: FIX_REQUEST },
   [ResultCode.parameterEmpty]: { type: 'CcfsBadRequest', meaning: 'a parameter is empty', hint: FIX_REQUEST },
-  [ResultCode.parameterTooLong]: { type: 'CcfsBadRequest', meaning: 'a parameter is too long', hint: FIX_REQUEST },
-  [ResultCode.parameterFormat]: { type: 'CcfsBadRequest', meaning: 'a parameter has a wrong format', hint: FIX_REQUEST },
-  [ResultCode.parameterTooShort]: { type: 'CcfsBadRequest', meaning: 'a parameter is too short', hint: FIX_REQUEST },
-  [ResultCode.wrongVersion]: { type: 'CcfsBadRequest', meaning: 'wrong interface version (must be 2.0)', hint: FIX_REQUEST },
-  [ResultCode.bodyNull]: { type: 'CcfsBadRequest', meaning: 'the request body parameters are null', hint: FIX_REQUEST },
+  [ResultCode.parameterTooLong]: {
+    type: 'CcfsBadRequest',
+    meaning: 'a parameter is too long',
+    hint: FIX_REQUEST,
+  },
+  [ResultCode.parameterFormat]: {
+    type: 'CcfsBadRequest',
+    meaning: 'a parameter has a wrong format',
+    hint: FIX_REQUEST,
+  },
+  [ResultCode.parameterTooShort]: {
+    type: 'CcfsBadRequest',
+    meaning: 'a parameter is too short',
+    hint: FIX_REQUEST,
+  },
+  [ResultCode.wrongVersion]: {
+    type: 'CcfsBadRequest',
+    meaning: 'wrong interface version (must be 2.0)',
+    hint: FIX_REQUEST,
+  },
+  [ResultCode.bodyNull]: {
+    type: 'CcfsBadRequest',
+    meaning: 'the request body parameters are null',
+    hint: FIX_REQUEST,
+  },
   [ResultCode.downloadFlowControl]: {
     type: 'CcfsFlowControl',
     meaning: 'download flow-control threshold reached',
@@ -146,7 +166,11 @@ export const RESULT_CODES: Readonly<Record<string, CodeInfo>> = {
     meaning: 'the bill file does not exist (not generated yet, expired, or requested by another developer)',
     hint: 'request the range again with queryBillData',
   },
-  [ResultCode.beginAfterEnd]: { type: 'CcfsBadRequest', meaning: 'beginTime is later than endTime', hint: FIX_REQUEST },
+  [ResultCode.beginAfterEnd]: {
+    type: 'CcfsBadRequest',
+    meaning: 'beginTime is later than endTime',
+    hint: FIX_REQUEST,
+  },
 };
 
 function failure(type: CcfsErrorType, meaning: string, hint: string): ResultClassification {
@@ -158,7 +182,11 @@ function failure(type: CcfsErrorType, meaning: string, hint: string): ResultClas
  * outcome in HTTP 200, so any other status comes from the signature check, a lock, or a gateway.
  * Pure, so that a unit test can cover every documented code.
  */
-export function classifyResult(input: { httpStatus: number; resultCode?: string; operation?: CcfsOperation }): ResultClassification {
+export function classifyResult(input: {
+  httpStatus: number;
+  resultCode?: string;
+  operation?: CcfsOperation;
+}): ResultClassification {
   const { httpStatus, resultCode } = input;
   if (httpStatus === 401) {
     return failure(
@@ -174,10 +202,19 @@ export function classifyResult(input: { httpStatus: number; resultCode?: string;
       'fix the credentials, then ask the CC-FS operator to unlock the IP address',
     );
   }
-  if (httpStatus === 429) return failure('CcfsFlowControl', 'HTTP 429, too many requests', 'a gateway is throttling; retry later with backoff');
+  if (httpStatus === 429)
+    return failure(
+      'CcfsFlowControl',
+      'HTTP 429, too many requests',
+      'a gateway is throttling; retry later with backoff',
+    );
   if (httpStatus === 408) return failure('CcfsUnavailable', 'HTTP 408, request timeout', 'retry later');
   if (httpStatus >= 500 && httpStatus <= 599) {
-    return failure('CcfsUnavailable', `HTTP ${httpStatus}, CC-FS or its gateway is unavailable`, 'retry later');
+    return failure(
+      'CcfsUnavailable',
+      `HTTP ${httpStatus}, CC-FS or its gateway is unavailable`,
+      'retry later',
+    );
   }
   if (httpStatus >= 400 && httpStatus <= 499) {
     return failure(
@@ -194,18 +231,30 @@ export function classifyResult(input: { httpStatus: number; resultCode?: string;
     );
   }
   if (resultCode === undefined) {
-    return failure('CcfsProtocolError', 'the answer carries no resultCode', 'check that the base URL points at CC-FS');
+    return failure(
+      'CcfsProtocolError',
+      'the answer carries no resultCode',
+      'check that the base URL points at CC-FS',
+    );
   }
   if (resultCode === ResultCode.success) return { outcome: 'success' };
   if (resultCode === ResultCode.noData) {
     if (input.operation === 'downloadBillFile') {
-      return failure('CcfsBadRequest', 'no data found (unexpected for downloadBillFile)', 'report this answer; the protocol does not document it');
+      return failure(
+        'CcfsBadRequest',
+        'no data found (unexpected for downloadBillFile)',
+        'report this answer; the protocol does not document it',
+      );
     }
     return { outcome: 'empty' };
   }
   const info = RESULT_CODES[resultCode];
   if (info) return failure(info.type, info.meaning, info.hint);
-  return failure('CcfsBadRequest', 'undocumented result code', 'look the code up in the CC-FS error code table (cec_07_4240)');
+  return failure(
+    'CcfsBadRequest',
+    'undocumented result code',
+    'look the code up in the CC-FS error code table (cec_07_4240)',
+  );
 }
 
 /** Builds the error for a failed classification, with a message an operator can act on. */
@@ -215,7 +264,10 @@ export function errorFromClassification(
   answer: { httpStatus?: number; resultCode?: string; resultDesc?: string; retryAfterMs?: number },
 ): CcfsError {
   const verb = c.category === 'retryable' ? 'failed at' : 'rejected by';
-  const what = answer.resultCode !== undefined && answer.resultCode !== '' ? `${answer.resultCode} ${c.meaning}` : c.meaning;
+  const what =
+    answer.resultCode !== undefined && answer.resultCode !== ''
+      ? `${answer.resultCode} ${c.meaning}`
+      : c.meaning;
   const desc = answer.resultDesc ? ` (${answer.resultDesc})` : '';
   return new CcfsError({
     operation,

@@ -133,7 +133,8 @@ export class CsvRowScanner {
       if (chunk.length === 0) return;
       this.atStart = false;
       // A UTF-8 byte order mark would hide the `developer` header cell; Excel-made CSVs start with one.
-      if (chunk.length >= 3 && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) chunk = chunk.subarray(3);
+      if (chunk.length >= 3 && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf)
+        chunk = chunk.subarray(3);
     }
     const n = chunk.length;
     // The first row is always collected so that a header can be recognised.
@@ -218,7 +219,8 @@ export class CsvRowScanner {
       }
       i++;
     }
-    if (collecting && seg < n && (state === QUOTED || state === UNQUOTED)) this.parts.push(chunk.subarray(seg, n));
+    if (collecting && seg < n && (state === QUOTED || state === UNQUOTED))
+      this.parts.push(chunk.subarray(seg, n));
     this.state = state;
   }
 
@@ -297,7 +299,12 @@ async function openZip(path: string): Promise<yauzl.ZipFile> {
   try {
     // decodeStrings: false so that unsafe names reach our own check (and message) instead of
     // yauzl's; validateEntrySizes makes yauzl fail an inflated stream whose length differs.
-    return await yauzl.openPromise(path, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true });
+    return await yauzl.openPromise(path, {
+      lazyEntries: true,
+      autoClose: false,
+      decodeStrings: false,
+      validateEntrySizes: true,
+    });
   } catch (err) {
     throw toVerificationError(err);
   }
@@ -306,7 +313,10 @@ async function openZip(path: string): Promise<yauzl.ZipFile> {
 /** Reads the central directory and applies every check that needs no entry data. */
 async function checkDirectory(zip: yauzl.ZipFile, limits: Required<ZipLimits>): Promise<CheckedEntry[]> {
   if (zip.entryCount > limits.maxEntries) {
-    throw new ZipVerificationError('ZipLimitExceeded', `ZIP has ${zip.entryCount} entries, more than the limit of ${limits.maxEntries}`);
+    throw new ZipVerificationError(
+      'ZipLimitExceeded',
+      `ZIP has ${zip.entryCount} entries, more than the limit of ${limits.maxEntries}`,
+    );
   }
   const out: CheckedEntry[] = [];
   const seen = new Set<string>();
@@ -316,12 +326,19 @@ async function checkDirectory(zip: yauzl.ZipFile, limits: Required<ZipLimits>): 
       const raw = entry.fileName as unknown as Buffer;
       const name = yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, raw, entry.extraFields, false);
       const unsafe = unsafeEntryName(name);
-      if (unsafe) throw new ZipVerificationError('ZipCorrupt', `ZIP entry "${name}" is rejected: ${unsafe}`, name);
-      if (seen.has(name)) throw new ZipVerificationError('ZipCorrupt', `ZIP has two entries named "${name}"`, name);
+      if (unsafe)
+        throw new ZipVerificationError('ZipCorrupt', `ZIP entry "${name}" is rejected: ${unsafe}`, name);
+      if (seen.has(name))
+        throw new ZipVerificationError('ZipCorrupt', `ZIP has two entries named "${name}"`, name);
       seen.add(name);
-      if (entry.isEncrypted()) throw new ZipVerificationError('ZipCorrupt', `ZIP entry "${name}" is encrypted`, name);
+      if (entry.isEncrypted())
+        throw new ZipVerificationError('ZipCorrupt', `ZIP entry "${name}" is encrypted`, name);
       if (entry.compressionMethod !== 0 && entry.compressionMethod !== 8) {
-        throw new ZipVerificationError('ZipCorrupt', `ZIP entry "${name}" uses unsupported compression method ${entry.compressionMethod}`, name);
+        throw new ZipVerificationError(
+          'ZipCorrupt',
+          `ZIP entry "${name}" uses unsupported compression method ${entry.compressionMethod}`,
+          name,
+        );
       }
       total += entry.uncompressedSize;
       if (total > limits.maxUncompressedBytes) {
@@ -353,7 +370,11 @@ async function checkDirectory(zip: yauzl.ZipFile, limits: Required<ZipLimits>): 
  * Streams one entry through `onChunk`, checking the actual byte count against the declared size
  * as it goes (a lying header cannot make us inflate more than declared) and the CRC-32 at the end.
  */
-async function streamEntry(zip: yauzl.ZipFile, checked: CheckedEntry, onChunk: (chunk: Buffer) => void): Promise<number> {
+async function streamEntry(
+  zip: yauzl.ZipFile,
+  checked: CheckedEntry,
+  onChunk: (chunk: Buffer) => void,
+): Promise<number> {
   const { entry, name } = checked;
   let stream: Readable;
   try {
@@ -367,7 +388,11 @@ async function streamEntry(zip: yauzl.ZipFile, checked: CheckedEntry, onChunk: (
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       bytes += chunk.length;
       if (bytes > entry.uncompressedSize) {
-        throw new ZipVerificationError('ZipCorrupt', `ZIP entry "${name}" holds more than its declared ${entry.uncompressedSize} bytes`, name);
+        throw new ZipVerificationError(
+          'ZipCorrupt',
+          `ZIP entry "${name}" holds more than its declared ${entry.uncompressedSize} bytes`,
+          name,
+        );
       }
       crc = crc32(chunk, crc);
       onChunk(chunk);
@@ -377,7 +402,11 @@ async function streamEntry(zip: yauzl.ZipFile, checked: CheckedEntry, onChunk: (
     throw toVerificationError(err, name);
   }
   if (bytes !== entry.uncompressedSize) {
-    throw new ZipVerificationError('ZipCorrupt', `ZIP entry "${name}" holds ${bytes} bytes, not the declared ${entry.uncompressedSize}`, name);
+    throw new ZipVerificationError(
+      'ZipCorrupt',
+      `ZIP entry "${name}" holds ${bytes} bytes, not the declared ${entry.uncompressedSize}`,
+      name,
+    );
   }
   if (crc >>> 0 !== entry.crc32 >>> 0) {
     throw new ZipVerificationError(
@@ -403,7 +432,9 @@ function resolveLimits(limits: ZipLimits = {}): Required<ZipLimits> {
 
 function csvError(err: unknown, name: string): ZipVerificationError {
   const detail = err instanceof Error ? err.message : String(err);
-  return new ZipVerificationError('ZipCorrupt', `ZIP entry "${name}" is not readable CSV: ${detail}`, name, { cause: err });
+  return new ZipVerificationError('ZipCorrupt', `ZIP entry "${name}" is not readable CSV: ${detail}`, name, {
+    cause: err,
+  });
 }
 
 /**
@@ -466,7 +497,11 @@ export async function* readZipRows(path: string, limits?: ZipLimits): AsyncItera
         for await (const chunk of stream as AsyncIterable<Buffer>) {
           bytes += chunk.length;
           if (bytes > checked.entry.uncompressedSize) {
-            throw new ZipVerificationError('ZipCorrupt', `ZIP entry "${entry}" holds more than its declared ${checked.entry.uncompressedSize} bytes`, entry);
+            throw new ZipVerificationError(
+              'ZipCorrupt',
+              `ZIP entry "${entry}" holds more than its declared ${checked.entry.uncompressedSize} bytes`,
+              entry,
+            );
           }
           crc = crc32(chunk, crc);
           scanner.push(chunk);
@@ -487,7 +522,11 @@ export async function* readZipRows(path: string, limits?: ZipLimits): AsyncItera
       }
       for (const cells of pending) yield { entry, kind, cells };
       if (bytes !== checked.entry.uncompressedSize || crc >>> 0 !== checked.entry.crc32 >>> 0) {
-        throw new ZipVerificationError('ZipCorrupt', `ZIP entry "${entry}" fails its size or CRC-32 check`, entry);
+        throw new ZipVerificationError(
+          'ZipCorrupt',
+          `ZIP entry "${entry}" fails its size or CRC-32 check`,
+          entry,
+        );
       }
     }
   } finally {

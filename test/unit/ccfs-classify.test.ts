@@ -42,16 +42,21 @@ describe('classifyResult', () => {
     expect(documented.map(([code]) => code).sort()).toEqual(codes);
   });
 
-  it.each(documented)('classifies HTTP 200 with resultCode %s as %s (%s)', (resultCode, expected, category) => {
-    const c = classifyResult({ httpStatus: 200, resultCode, operation: 'queryBillData' });
-    expect(summary(c)).toBe(expected);
-    if (c.outcome === 'failure') expect(c.category).toBe(category);
-  });
+  it.each(documented)(
+    'classifies HTTP 200 with resultCode %s as %s (%s)',
+    (resultCode, expected, category) => {
+      const c = classifyResult({ httpStatus: 200, resultCode, operation: 'queryBillData' });
+      expect(summary(c)).toBe(expected);
+      if (c.outcome === 'failure') expect(c.category).toBe(category);
+    },
+  );
 
   it.each(documented.filter(([code]) => code !== ResultCode.noData))(
     'classifies resultCode %s the same for downloadBillFile',
     (resultCode, expected) => {
-      expect(summary(classifyResult({ httpStatus: 200, resultCode, operation: 'downloadBillFile' }))).toBe(expected);
+      expect(summary(classifyResult({ httpStatus: 200, resultCode, operation: 'downloadBillFile' }))).toBe(
+        expected,
+      );
     },
   );
 
@@ -60,12 +65,22 @@ describe('classifyResult', () => {
     expect(c).toMatchObject({ outcome: 'failure', type: 'CcfsBadRequest', category: 'permanent' });
   });
 
-  it.each(['0300014', '0399999', '1', '-1', 'error', ''])('classifies the undocumented code %j as a permanent CcfsBadRequest', (resultCode) => {
-    expect(classifyResult({ httpStatus: 200, resultCode })).toMatchObject({ outcome: 'failure', type: 'CcfsBadRequest', category: 'permanent' });
-  });
+  it.each(['0300014', '0399999', '1', '-1', 'error', ''])(
+    'classifies the undocumented code %j as a permanent CcfsBadRequest',
+    (resultCode) => {
+      expect(classifyResult({ httpStatus: 200, resultCode })).toMatchObject({
+        outcome: 'failure',
+        type: 'CcfsBadRequest',
+        category: 'permanent',
+      });
+    },
+  );
 
   it('classifies HTTP 200 without a resultCode as a CcfsProtocolError', () => {
-    expect(classifyResult({ httpStatus: 200 })).toMatchObject({ type: 'CcfsProtocolError', category: 'permanent' });
+    expect(classifyResult({ httpStatus: 200 })).toMatchObject({
+      type: 'CcfsProtocolError',
+      category: 'permanent',
+    });
   });
 
   const statuses: Array<[number, CcfsErrorType]> = [
@@ -111,16 +126,35 @@ describe('CcfsError', () => {
 
   it('lists every non-retryable type for a retry policy', () => {
     expect([...NON_RETRYABLE_CCFS_ERROR_TYPES].sort()).toEqual(
-      ['CcfsAuthRejected', 'CcfsBadRequest', 'CcfsFileNotFound', 'CcfsIpLocked', 'CcfsProtocolError', 'CcfsTlsError'].sort(),
+      [
+        'CcfsAuthRejected',
+        'CcfsBadRequest',
+        'CcfsFileNotFound',
+        'CcfsIpLocked',
+        'CcfsProtocolError',
+        'CcfsTlsError',
+      ].sort(),
     );
   });
 
   it('writes an actionable message naming the operation, the code, its meaning and the description', () => {
     const c = classifyResult({ httpStatus: 200, resultCode: '0300004' });
     if (c.outcome !== 'failure') throw new Error('expected a failure');
-    const err = errorFromClassification('queryBillData', c, { httpStatus: 200, resultCode: '0300004', resultDesc: 'beginTime is invalid' });
-    expect(err.message).toMatch(/^queryBillData rejected by CC-FS: 0300004 a parameter has a wrong format \(beginTime is invalid\); /);
-    expect(err).toMatchObject({ type: 'CcfsBadRequest', category: 'permanent', resultCode: '0300004', resultDesc: 'beginTime is invalid', httpStatus: 200 });
+    const err = errorFromClassification('queryBillData', c, {
+      httpStatus: 200,
+      resultCode: '0300004',
+      resultDesc: 'beginTime is invalid',
+    });
+    expect(err.message).toMatch(
+      /^queryBillData rejected by CC-FS: 0300004 a parameter has a wrong format \(beginTime is invalid\); /,
+    );
+    expect(err).toMatchObject({
+      type: 'CcfsBadRequest',
+      category: 'permanent',
+      resultCode: '0300004',
+      resultDesc: 'beginTime is invalid',
+      httpStatus: 200,
+    });
     expect(err.details).toEqual({
       operation: 'queryBillData',
       type: 'CcfsBadRequest',
@@ -134,35 +168,55 @@ describe('CcfsError', () => {
   it('says a retryable failure will be retried', () => {
     const c = classifyResult({ httpStatus: 200, resultCode: '0300009' });
     if (c.outcome !== 'failure') throw new Error('expected a failure');
-    const err = errorFromClassification('queryBillData', c, { resultCode: '0300009', resultDesc: 'flow control' });
-    expect(err.message).toMatch(/^queryBillData failed at CC-FS: 0300009 query flow-control threshold reached \(flow control\); .*retry later/);
+    const err = errorFromClassification('queryBillData', c, {
+      resultCode: '0300009',
+      resultDesc: 'flow control',
+    });
+    expect(err.message).toMatch(
+      /^queryBillData failed at CC-FS: 0300009 query flow-control threshold reached \(flow control\); .*retry later/,
+    );
   });
 });
 
 describe('classifyTransportError', () => {
   const target = 'https://10.0.0.1:28080';
 
-  it.each(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT'])(
-    'classifies %s as a retryable CcfsUnavailable',
-    (code) => {
-      const err = classifyTransportError(Object.assign(new Error('boom'), { code }), 'queryBillData', target);
-      expect(err).toMatchObject({ type: 'CcfsUnavailable', category: 'retryable', operation: 'queryBillData' });
-      expect(err.message).toContain(code);
-      expect(err.message).toContain(target);
-    },
-  );
+  it.each([
+    'ECONNREFUSED',
+    'ECONNRESET',
+    'ENOTFOUND',
+    'ETIMEDOUT',
+    'EPIPE',
+    'UND_ERR_SOCKET',
+    'UND_ERR_CONNECT_TIMEOUT',
+    'UND_ERR_HEADERS_TIMEOUT',
+  ])('classifies %s as a retryable CcfsUnavailable', (code) => {
+    const err = classifyTransportError(Object.assign(new Error('boom'), { code }), 'queryBillData', target);
+    expect(err).toMatchObject({ type: 'CcfsUnavailable', category: 'retryable', operation: 'queryBillData' });
+    expect(err.message).toContain(code);
+    expect(err.message).toContain(target);
+  });
 
-  it.each(['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID'])(
-    'classifies the certificate failure %s as a permanent CcfsTlsError',
-    (code) => {
-      const err = classifyTransportError(Object.assign(new Error('cert'), { code }), 'downloadBillFile', target);
-      expect(err).toMatchObject({ type: 'CcfsTlsError', category: 'permanent' });
-      expect(err.message).toMatch(/CA file/);
-    },
-  );
+  it.each([
+    'DEPTH_ZERO_SELF_SIGNED_CERT',
+    'SELF_SIGNED_CERT_IN_CHAIN',
+    'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    'CERT_HAS_EXPIRED',
+    'ERR_TLS_CERT_ALTNAME_INVALID',
+  ])('classifies the certificate failure %s as a permanent CcfsTlsError', (code) => {
+    const err = classifyTransportError(
+      Object.assign(new Error('cert'), { code }),
+      'downloadBillFile',
+      target,
+    );
+    expect(err).toMatchObject({ type: 'CcfsTlsError', category: 'permanent' });
+    expect(err.message).toMatch(/CA file/);
+  });
 
   it('finds a certificate failure wrapped in a cause', () => {
-    const inner = Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+    const inner = Object.assign(new Error('self-signed certificate'), {
+      code: 'DEPTH_ZERO_SELF_SIGNED_CERT',
+    });
     const outer = Object.assign(new Error('fetch failed', { cause: inner }), { code: 'UND_ERR_SOCKET' });
     expect(classifyTransportError(outer, 'queryBillData', target).type).toBe('CcfsTlsError');
   });

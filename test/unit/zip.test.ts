@@ -37,7 +37,10 @@ interface EntrySpec {
 async function makeZip(entries: EntrySpec[]): Promise<string> {
   const path = join(dir, `t${counter++}.zip`);
   const zip = new yazl.ZipFile();
-  for (const e of entries) zip.addBuffer(Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data, 'utf8'), e.name, { compress: e.compress ?? true });
+  for (const e of entries)
+    zip.addBuffer(Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data, 'utf8'), e.name, {
+      compress: e.compress ?? true,
+    });
   zip.end();
   const out = createWriteStream(path);
   zip.outputStream.pipe(out);
@@ -91,7 +94,14 @@ describe('verifyZip', () => {
     const summary = await verifyZip(path);
     expect(summary.entries[0]!.compressedBytes).toBeGreaterThan(0);
     expect(summary.entries).toEqual([
-      { name: CALL, kind: 'call', rows: 2, header: true, uncompressedBytes: callData.length, compressedBytes: summary.entries[0]!.compressedBytes },
+      {
+        name: CALL,
+        kind: 'call',
+        rows: 2,
+        header: true,
+        uncompressedBytes: callData.length,
+        compressedBytes: summary.entries[0]!.compressedBytes,
+      },
       { name: RECORD, kind: 'record', rows: 1, header: false, uncompressedBytes: 13, compressedBytes: 13 },
     ]);
   });
@@ -112,7 +122,9 @@ describe('verifyZip', () => {
   });
 
   it('counts a quoted field with embedded newlines as one row', async () => {
-    const path = await makeZip([{ name: '1_record.csv', data: 'd,"line one\nline two\r\nline three",x\nd,"say ""hi""",y\n\n' }]);
+    const path = await makeZip([
+      { name: '1_record.csv', data: 'd,"line one\nline two\r\nline three",x\nd,"say ""hi""",y\n\n' },
+    ]);
     expect((await verifyZip(path)).entries[0]).toMatchObject({ kind: 'record', rows: 2 });
   });
 
@@ -164,7 +176,9 @@ describe('verifyZip', () => {
   });
 
   it('rejects more entries than the limit', async () => {
-    const path = await makeZip(Array.from({ length: 6 }, (_, i) => ({ name: `1_call_${i}.csv`, data: 'a\n' })));
+    const path = await makeZip(
+      Array.from({ length: 6 }, (_, i) => ({ name: `1_call_${i}.csv`, data: 'a\n' })),
+    );
     const err = await rejection(verifyZip(path, { maxEntries: 5 }));
     expect(err.type).toBe('ZipLimitExceeded');
     expect(err.message).toMatch(/6 entries, more than the limit of 5/);
@@ -199,7 +213,9 @@ describe('verifyZip', () => {
     await patchZip(path, (buf) => replaceAll(buf, 'xx/evil.csv', '../evil.csv'));
     const err = await rejection(verifyZip(path));
     expect(err.type).toBe('ZipCorrupt');
-    expect(err.message).toBe('ZIP entry "../evil.csv" is rejected: entry name escapes the extraction directory with ".."');
+    expect(err.message).toBe(
+      'ZIP entry "../evil.csv" is rejected: entry name escapes the extraction directory with ".."',
+    );
     await expect(rejection(collect(path))).resolves.toMatchObject({ type: 'ZipCorrupt' });
   });
 
@@ -224,7 +240,9 @@ describe('verifyZip', () => {
 
   it('rejects a CSV entry ending inside a quoted field', async () => {
     const path = await makeZip([{ name: CALL, data: 'd,"never closed\n' }]);
-    expect((await rejection(verifyZip(path))).message).toMatch(/is not readable CSV: unterminated quoted field/);
+    expect((await rejection(verifyZip(path))).message).toMatch(
+      /is not readable CSV: unterminated quoted field/,
+    );
   });
 
   it('passes a missing file through as a file system error', async () => {
@@ -253,7 +271,9 @@ describe('readZipRows', () => {
   });
 
   it('yields exactly as many rows as verifyZip counts, across many chunks', async () => {
-    const rows = Array.from({ length: 30_000 }, (_, i) => (i % 7 === 0 ? `d,"q ""${i}""\nx",${i}\n` : `d,a,${i},中文\n`)).join('');
+    const rows = Array.from({ length: 30_000 }, (_, i) =>
+      i % 7 === 0 ? `d,"q ""${i}""\nx",${i}\n` : `d,a,${i},中文\n`,
+    ).join('');
     const path = await makeZip([{ name: CALL, data: HEADER + rows }]);
     const summary = await verifyZip(path);
     const read = await collect(path);
@@ -285,9 +305,12 @@ describe('entry names', () => {
     expect(classifyEntryName(name)).toBe(kind);
   });
 
-  it.each(['../evil.csv', 'a/../../evil.csv', '/etc/passwd', 'C:/windows/evil.csv', ''])('finds %j unsafe', (name) => {
-    expect(unsafeEntryName(name)).toBeDefined();
-  });
+  it.each(['../evil.csv', 'a/../../evil.csv', '/etc/passwd', 'C:/windows/evil.csv', ''])(
+    'finds %j unsafe',
+    (name) => {
+      expect(unsafeEntryName(name)).toBeDefined();
+    },
+  );
 
   it.each(['a.csv', 'dir/a.csv', 'a..b.csv', '...csv'])('finds %j safe', (name) => {
     expect(unsafeEntryName(name)).toBeUndefined();
@@ -295,7 +318,11 @@ describe('entry names', () => {
 });
 
 describe('CsvRowScanner', () => {
-  function scan(input: Buffer, chunkSizes: number[], collect: boolean): { rows: string[][]; count: number; header: boolean } {
+  function scan(
+    input: Buffer,
+    chunkSizes: number[],
+    collect: boolean,
+  ): { rows: string[][]; count: number; header: boolean } {
     const rows: string[][] = [];
     const scanner = new CsvRowScanner(collect, (cells) => rows.push(cells));
     let at = 0;
@@ -314,24 +341,35 @@ describe('CsvRowScanner', () => {
   }
 
   const cell = fc.string({ unit: fc.constantFrom('a', 'b', ',', '"', '\n', '\r', ' ', 'é', '中', '-') });
-  const table = fc.array(fc.array(cell, { minLength: 1, maxLength: 5 }), { maxLength: 20 }).filter((rows) => rows[0]?.[0]?.trim().toLowerCase() !== 'developer');
+  const table = fc
+    .array(fc.array(cell, { minLength: 1, maxLength: 5 }), { maxLength: 20 })
+    .filter((rows) => rows[0]?.[0]?.trim().toLowerCase() !== 'developer');
 
   it('reads back any table written with RFC 4180 quoting, however the bytes are chunked', () => {
     fc.assert(
-      fc.property(table, fc.array(fc.integer({ min: 1, max: 9 }), { maxLength: 5 }), fc.constantFrom('\n', '\r\n'), fc.boolean(), (rows, chunks, eol, finalEol) => {
-        const text = rows.map((r) => r.map(quote).join(',')).join(eol) + (finalEol && rows.length > 0 ? eol : '');
-        const input = Buffer.from(text, 'utf8');
-        const collected = scan(input, chunks, true);
-        expect(collected.rows).toEqual(rows);
-        expect(collected.count).toBe(rows.length);
-        expect(scan(input, chunks, false).count).toBe(rows.length);
-      }),
+      fc.property(
+        table,
+        fc.array(fc.integer({ min: 1, max: 9 }), { maxLength: 5 }),
+        fc.constantFrom('\n', '\r\n'),
+        fc.boolean(),
+        (rows, chunks, eol, finalEol) => {
+          const text =
+            rows.map((r) => r.map(quote).join(',')).join(eol) + (finalEol && rows.length > 0 ? eol : '');
+          const input = Buffer.from(text, 'utf8');
+          const collected = scan(input, chunks, true);
+          expect(collected.rows).toEqual(rows);
+          expect(collected.count).toBe(rows.length);
+          expect(scan(input, chunks, false).count).toBe(rows.length);
+        },
+      ),
       { numRuns: 500 },
     );
   });
 
   it('counts the same rows as it collects for arbitrary bytes, however chunked', () => {
-    const bytes = fc.array(fc.constantFrom(...'ab,"\n\r '.split('').map((c) => c.charCodeAt(0))), { maxLength: 60 });
+    const bytes = fc.array(fc.constantFrom(...'ab,"\n\r '.split('').map((c) => c.charCodeAt(0))), {
+      maxLength: 60,
+    });
     fc.assert(
       fc.property(bytes, fc.array(fc.integer({ min: 1, max: 7 }), { maxLength: 4 }), (arr, chunks) => {
         const input = Buffer.from(arr);
