@@ -1,6 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -96,4 +98,23 @@ describe('npm start (dev launcher)', () => {
     await stop('SIGTERM', second);
     expect(output).toContain('ready');
   }, 300_000);
+
+  it('names the setting to change when a port is already taken, without a stack trace', async () => {
+    const busy = createServer().listen(0, '0.0.0.0');
+    await new Promise((r) => busy.once('listening', r));
+    const port = (busy.address() as AddressInfo).port;
+    try {
+      const result = spawnSync(process.execPath, ['--import', 'tsx', 'dev/launcher.ts'], {
+        cwd: ROOT,
+        env: { ...process.env, DATA_DIR: dataDir, TEMPORAL_ADDRESS: '', API_PORT: String(port) },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(result.status).toBe(1);
+      expect(result.stdout).toContain(`port ${port} (API_PORT) is already in use`);
+      expect(result.stdout + result.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      busy.close();
+    }
+  }, 90_000);
 });
