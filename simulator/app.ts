@@ -350,7 +350,11 @@ export function createSimulator(input: SimulatorOptions): Simulator {
     if (file.expired) return done(ResultCode.fileNotFound, 'file does not exist');
 
     file.downloads++;
-    const content: BillFileContent = { ...file.content, generatedWallMs: wallMs(file.generatedAt) };
+    const content: BillFileContent = {
+      ...file.content,
+      // The zone the file was requested in, even if the options changed since.
+      generatedWallMs: file.content.data.clock.wallMs(file.generatedAt.getTime()),
+    };
     let cutAt: number | undefined;
     const truncation = faults.fires('truncateDownload', {
       billFileName: file.billFileName,
