@@ -35,6 +35,11 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       res.status(400).json({ error: 'invalid_json', message: 'the request body is not valid JSON' });
       return;
     }
+    // Other body-parser refusals (unsupported encoding or charset, aborted upload) are the caller's.
+    if ((err as { expose?: boolean }).expose === true && typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+      res.status(e.status).json({ error: 'unreadable_body', message: 'the request body cannot be read' });
+      return;
+    }
     logger.error({ err: err instanceof Error ? { name: err.name, message: err.message } : String(err), path: req.path }, 'request failed');
     res.status(500).json({ error: 'internal', message: 'internal error' });
   };

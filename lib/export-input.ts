@@ -37,23 +37,27 @@ export const StartExportInput = z
     options: ExportOptionsInput.optional(),
   })
   .strict()
-  .superRefine((v, ctx) => {
-    // The format itself is checked by WallTimeString; here only calendar validity and order.
-    const check = (field: 'from' | 'to'): number | undefined => {
-      if (!WallTimeString.safeParse(v[field]).success) return undefined;
-      try {
-        return parseWallTime(v[field], field);
-      } catch (e) {
-        ctx.addIssue({ code: 'custom', path: [field], message: (e as Error).message });
-        return undefined;
+  .superRefine(
+    (v, ctx) => {
+      // The format itself is checked by WallTimeString; here only calendar validity and order.
+      const check = (field: 'from' | 'to'): number | undefined => {
+        if (typeof v[field] !== 'string' || !WallTimeString.safeParse(v[field]).success) return undefined;
+        try {
+          return parseWallTime(v[field], field);
+        } catch (e) {
+          ctx.addIssue({ code: 'custom', path: [field], message: (e as Error).message });
+          return undefined;
+        }
+      };
+      const from = check('from');
+      const to = check('to');
+      if (from !== undefined && to !== undefined && to <= from) {
+        ctx.addIssue({ code: 'custom', path: ['to'], message: `to (${v.to}) must be later than from (${v.from})` });
       }
-    };
-    const from = check('from');
-    const to = check('to');
-    if (from !== undefined && to !== undefined && to <= from) {
-      ctx.addIssue({ code: 'custom', path: ['to'], message: `to (${v.to}) must be later than from (${v.from})` });
-    }
-  });
+    },
+    // Also when other fields are bad, so one answer names every bad field at once.
+    { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
+  );
 export type StartExportInput = z.infer<typeof StartExportInput>;
 
 export function resolveOptions(input: ExportOptionsInput = {}): ExportOptions {
