@@ -22,6 +22,9 @@ export function readCallbackToken(key: string, token: string): string | undefine
   if (!match) return undefined;
   const workflowId = Buffer.from(match[1]!, 'base64url').toString('utf8');
   const given = Buffer.from(match[2]!, 'base64url');
+  // Only the canonical encoding: base64 leaves spare bits in a last character, and a token must
+  // have exactly one spelling (so that changing any character of it fails).
+  if (Buffer.from(workflowId, 'utf8').toString('base64url') !== match[1] || given.toString('base64url') !== match[2]) return undefined;
   const expected = mac(key, workflowId);
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
   return workflowId;
