@@ -80,8 +80,8 @@ describe('StartExportInput', () => {
       fc.property(fieldsAnyValue, fieldsAnyValue, (f, t) => {
         const from = format(f);
         const to = format(t);
-        const fromOk = calendarValid(...(f));
-        const toOk = calendarValid(...(t));
+        const fromOk = calendarValid(...f);
+        const toOk = calendarValid(...t);
         const issues = issuesOf({ ...base, from, to });
         expect(issues.some((i) => i.path === 'from')).toBe(!fromOk);
         if (fromOk && toOk) expect(issues.length === 0).toBe(from < to);
