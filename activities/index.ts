@@ -5,6 +5,7 @@ import { CcfsError } from '../ccfs/errors';
 import type { QueryBillDataBody } from '../ccfs/protocol';
 import { verifyZip, ZipVerificationError } from '../ccfs/zip';
 import { callbackUrl } from '../lib/callback-token';
+import type { OutputPublisher } from '../lib/storage/publisher';
 import type { Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
 import type { ChunkRange, ChunkResult, DataType, ExportFilters, ExportRequest, ExportState, ZipEntrySummary } from '../workflows/definitions';
@@ -23,13 +24,19 @@ export interface CcfsApi {
   ): Promise<{ bytes: number; sha256: string }>;
 }
 
+/** The CC-FS client of a tenant, for deployments with several tenants (lib/tenants.ts). */
+export type CcfsResolver = (tenant: string) => CcfsApi;
+
 export interface ActivityDeps {
-  ccfs: CcfsApi;
+  /** One client for every export, or a resolver that picks the client of the export's tenant. */
+  ccfs: CcfsApi | CcfsResolver;
   output: OutputStore;
   /** Base URL CC-FS can reach, and the key that MACs the callback token. */
   callback: { baseUrl: string; key: string };
   logger: Logger;
   metrics?: Metrics;
+  /** A shared copy of each verified ZIP and of every manifest write (e.g. S3), besides OUTPUT_DIR. */
+  publish?: OutputPublisher;
 }
 
 export interface RequestChunkInput {
@@ -86,7 +93,17 @@ function toFailure(err: unknown): unknown {
 
 /** Builds the activities with their dependencies; the worker is the only caller. */
 export function createActivities(deps: ActivityDeps) {
-  const { ccfs, output, logger, metrics } = deps;
+  const { output, logger, metrics, publish } = deps;
+  // The tenant is in request.json, which prepareExport writes before any chunk starts; reading it
+  // here keeps tenants (and their credentials) out of workflow inputs.
+  const ccfsFor = async (exportId: string): Promise<CcfsApi> => {
+    if (typeof deps.ccfs !== 'function') return deps.ccfs;
+    const request = await output.readRequest(exportId);
+    if (!request) {
+      throw ApplicationFailure.retryable(`export ${exportId} has no request.json in OUTPUT_DIR; every worker must share OUTPUT_DIR`, 'ExportNotPrepared');
+    }
+    return deps.ccfs(request.tenant);
+  };
 
   return {
     /** Asks CC-FS to generate one chunk; the callback URL routes the answer to the calling chunk workflow. */
@@ -104,7 +121,7 @@ export function createActivities(deps: ActivityDeps) {
         callBackURL: callbackUrl(deps.callback.baseUrl, deps.callback.key, workflowId),
       };
       try {
-        const outcome = await ccfs.queryBillData(body, { signal: ctx.cancellationSignal });
+        const outcome = await (await ccfsFor(input.exportId)).queryBillData(body, { signal: ctx.cancellationSignal });
         metrics?.ccfsAnswers.inc({ operation: 'queryBillData', result: outcome.kind === 'empty' ? '0300012' : '0' });
         if (outcome.kind === 'empty') {
           log.info({ request: input.request }, 'chunk has no data (0300012)');
@@ -130,13 +147,17 @@ export function createActivities(deps: ActivityDeps) {
       const partial = await output.partialPath(input.exportId, input.chunk.index);
       const started = Date.now();
       try {
-        const { bytes, sha256 } = await ccfs.downloadBillFile(input.billFileName, partial, {
+        const { bytes, sha256 } = await (await ccfsFor(input.exportId)).downloadBillFile(input.billFileName, partial, {
           signal: ctx.cancellationSignal,
           onProgress: (n) => ctx.heartbeat({ bytes: n }),
         });
         const summary = await verifyZip(partial);
         const file = output.chunkFileName(input.chunk, input.dataType);
         await rename(partial, join(output.exportDir(input.exportId), file));
+        await publish?.publishChunk(
+          { exportId: input.exportId, file, path: join(output.exportDir(input.exportId), file), sha256, bytes },
+          { signal: ctx.cancellationSignal, onProgress: (n) => ctx.heartbeat({ uploadedBytes: n }) },
+        );
         const entries = summary.entries.map(({ name, kind, rows, uncompressedBytes }) => ({ name, kind, rows, uncompressedBytes }));
         const rows = entries.reduce((n, e) => n + e.rows, 0);
         metrics?.downloaded(bytes, (Date.now() - started) / 1000);
@@ -185,13 +206,16 @@ export function createActivities(deps: ActivityDeps) {
         rows,
       }));
       const manifestPath = await output.writeManifest(request.exportId, 'running');
+      await publish?.publishManifest({ exportId: request.exportId, path: manifestPath });
       return { manifestPath, done };
     },
 
     /** Rewrites manifest.json from the request and the chunk records (atomically). */
     writeManifest: async (input: { exportId: string; state: ExportState }): Promise<{ manifestPath: string }> => {
       if (input.state !== 'running') await output.removePartials(input.exportId);
-      return { manifestPath: await output.writeManifest(input.exportId, input.state) };
+      const manifestPath = await output.writeManifest(input.exportId, input.state);
+      await publish?.publishManifest({ exportId: input.exportId, path: manifestPath });
+      return { manifestPath };
     },
   };
 }

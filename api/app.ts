@@ -12,12 +12,14 @@ import { CALLBACK_ROUTE } from '../lib/callback-token';
 import { EXPORT_ID_PATTERN } from '../workflows/definitions';
 import { callbackRouter, type CallbackRouteDeps } from './callback-route';
 import { errorHandler, HttpError } from './http-error';
+import { scheduleRoutes } from './schedule-routes';
 
 export interface AppDeps {
   client: Client;
   exports: ExportService;
   taskQueue: string;
-  tenantTimeZone: string;
+  /** The zone of exports that give none: one for all, or per tenant (undefined: the tenant is not configured). */
+  tenantTimeZone: string | ((tenant: string) => string | undefined);
   /** Bearer tokens for the management API; when empty the API is open (development only). */
   apiTokens: string[];
   callback: Omit<CallbackRouteDeps, 'client' | 'logger' | 'metrics'>;
@@ -97,7 +99,10 @@ export function createApp(deps: AppDeps): Express {
 
   api.post('/', async (req, res) => {
     const input = StartExportInput.parse(req.body ?? {});
-    const request = buildExportRequest(input, { timeZone: deps.tenantTimeZone, origin: 'api' });
+    const tenant = input.filters?.accountId ?? 'default';
+    const timeZone = typeof deps.tenantTimeZone === 'string' ? deps.tenantTimeZone : deps.tenantTimeZone(tenant);
+    if (timeZone === undefined) throw new HttpError(400, 'unknown_tenant', `no tenant "${tenant}" is configured`);
+    const request = buildExportRequest(input, { timeZone, origin: 'api' });
     const started = await deps.exports.start(request);
     res.status(started.created ? 201 : 200).json(started);
   });
@@ -130,6 +135,7 @@ export function createApp(deps: AppDeps): Express {
   });
 
   app.use('/exports', api);
+  app.use(scheduleRoutes({ ...deps, auth: bearerAuth(deps.apiTokens) }));
   app.use((_req, _res, next) => next(new HttpError(404, 'not_found', 'no such route')));
   app.use(errorHandler(deps.logger));
   return app;

@@ -1,10 +1,10 @@
 import { Client, Connection } from '@temporalio/client';
-import { callbackKey } from '../lib/callback-token';
 import { loadConfig, requireCcfs } from '../lib/config';
 import { ExportService } from '../lib/export-service';
 import { createLogger } from '../lib/logger';
 import { Metrics } from '../lib/metrics';
 import { temporalConnectionOptions } from '../lib/temporal';
+import { callbackKeyFromConfig, Tenants } from '../lib/tenants';
 import { createApp } from './app';
 
 /** The API process: management API and CC-FS callback endpoint, until SIGINT/SIGTERM. */
@@ -14,18 +14,20 @@ async function main(): Promise<void> {
   // Lazy: the API starts (and answers 503 to callbacks) even while Temporal is down.
   const connection = Connection.lazy(temporalConnectionOptions(config));
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-  const sk = config.CCFS_SK.reveal();
+  const tenants = Tenants.fromConfig(config);
   if (config.API_TOKENS.length === 0) logger.warn('API_TOKENS is not set: the management API accepts unauthenticated requests');
   const app = createApp({
     client,
     exports: new ExportService(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, uiUrl: config.TEMPORAL_UI_URL }),
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    tenantTimeZone: config.TENANT_TIME_ZONE,
+    // One tenant: every export uses it (TENANT_TIME_ZONE); a tenants file: each tenant's own zone.
+    tenantTimeZone: config.TENANTS_FILE ? (tenant) => tenants.timeZoneOf(tenant) : config.TENANT_TIME_ZONE,
     apiTokens: config.API_TOKENS.map((t) => t.reveal()),
     callback: {
-      tokenKey: callbackKey(config.CALLBACK_SECRET?.reveal(), sk),
+      tokenKey: callbackKeyFromConfig(config),
       verifySignature: config.CCFS_VERIFY_CALLBACK_SIGNATURE,
-      secretFor: (ak) => (ak === config.CCFS_AK ? sk : undefined),
+      // Each tenant's CC-FS signs its callbacks with that tenant's AK/SK.
+      secretFor: (ak) => tenants.secretForAk(ak),
       maxSkewSeconds: config.CCFS_CALLBACK_MAX_SKEW_SECONDS,
     },
     logger,
@@ -38,17 +40,18 @@ async function main(): Promise<void> {
       reject(err.code === 'EADDRINUSE' ? new Error(`API_PORT ${config.API_PORT} is already in use; set API_PORT to a free port`) : err),
     );
   });
-  logger.info({ port: config.API_PORT }, 'api listening');
+  logger.info({ port: config.API_PORT, tenants: tenants.ids() }, 'api listening');
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
-  logger.info('api shutting down: draining in-flight requests');
+  logger.info({ graceSeconds: config.API_SHUTDOWN_GRACE_SECONDS }, 'api shutting down: draining in-flight requests');
   await new Promise<void>((resolve) => {
+    // No new connections; idle keep-alive ones close now, busy ones after their response.
     server.close(() => resolve());
     server.closeIdleConnections();
-    setTimeout(() => server.closeAllConnections(), 10_000).unref();
+    setTimeout(() => server.closeAllConnections(), config.API_SHUTDOWN_GRACE_SECONDS * 1000).unref();
   });
   await connection.close();
 }

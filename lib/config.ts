@@ -48,9 +48,19 @@ export const EnvSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('ccfs-export'),
   TEMPORAL_UI_URL: url.default('http://localhost:8233'),
-  TEMPORAL_TLS_CERT_PATH: optionalString,
-  TEMPORAL_TLS_KEY_PATH: optionalString,
-  TEMPORAL_TLS_CA_PATH: optionalString,
+  // Connection to a real cluster, with the names of Temporal's environment configuration
+  // (docs.temporal.io/references/client-environment-configuration). TLS is on when any of these is
+  // set; TEMPORAL_TLS=false turns it off, TEMPORAL_TLS=true turns it on with the system's CAs.
+  TEMPORAL_TLS: bool.optional(),
+  TEMPORAL_TLS_CLIENT_CERT_PATH: optionalString,
+  TEMPORAL_TLS_CLIENT_CERT_DATA: optionalString,
+  TEMPORAL_TLS_CLIENT_KEY_PATH: optionalString,
+  TEMPORAL_TLS_CLIENT_KEY_DATA: z
+    .string()
+    .optional()
+    .transform((v) => (v ? new Secret(v) : undefined)),
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: optionalString,
+  TEMPORAL_TLS_SERVER_CA_CERT_DATA: optionalString,
   TEMPORAL_TLS_SERVER_NAME: optionalString,
   TEMPORAL_API_KEY: z
     .string()
@@ -59,6 +69,8 @@ export const EnvSchema = z.object({
 
   // Required by the worker and the API (requireCcfs), not by the CLI.
   CCFS_BASE_URL: url.optional(),
+  /** JSON or YAML file of tenants (AK/SK and time zone per accountId); see lib/tenants.ts. */
+  TENANTS_FILE: optionalString,
   CCFS_AK: z.string().min(1).max(128).optional(),
   CCFS_SK: secret.optional(),
   CCFS_CA_FILE: optionalString,
@@ -89,8 +101,24 @@ export const EnvSchema = z.object({
     .optional()
     .transform((v) => (v ? v.split(',').map((t) => new Secret(t.trim())).filter((t) => t.reveal().length > 0) : [])),
   WORKER_METRICS_PORT: port.default(9464),
+  /** On SIGTERM, how long running activities may finish before they are cancelled and handed back. */
+  WORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).default(30),
+  /** Prebuilt workflow bundle (`npm run build`); the image sets it, development bundles at start. */
+  WORKFLOW_BUNDLE_PATH: optionalString,
+  /** On SIGTERM, how long the API lets in-flight requests finish before it closes their connections. */
+  API_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).default(10),
 
   OUTPUT_DIR: z.string().min(1).default('data/exports'),
+  // Optional shared copy of every verified ZIP and manifest in an S3-compatible store; credentials
+  // come from the standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, roles).
+  OUTPUT_S3_BUCKET: optionalString,
+  OUTPUT_S3_PREFIX: z.string().default('').transform((v) => v.replace(/^\/+|\/+$/g, '')),
+  OUTPUT_S3_ENDPOINT: url.optional(),
+  OUTPUT_S3_REGION: optionalString,
+  /** Path-style URLs (`endpoint/bucket/key`); on by default when OUTPUT_S3_ENDPOINT is set. */
+  OUTPUT_S3_FORCE_PATH_STYLE: bool.optional(),
+  OUTPUT_S3_PART_SIZE_MB: z.coerce.number().min(5).max(5120).default(16),
+  OUTPUT_S3_QUEUE_SIZE: z.coerce.number().int().min(1).max(32).default(4),
   TENANT_TIME_ZONE: timeZone.default('UTC'),
 
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -117,11 +145,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile = '.env
   return parsed.data;
 }
 
-export type CcfsConfig = Config & { CCFS_BASE_URL: string; CCFS_AK: string; CCFS_SK: Secret };
+export type CcfsConfig = Config & { CCFS_BASE_URL: string };
 
-/** Narrows a config to one with CC-FS settings, naming each missing key. */
+/**
+ * Narrows a config to one with CC-FS settings, naming each missing key: the base URL, and the AK/SK
+ * unless a tenants file holds them (then CALLBACK_SECRET keys the callback tokens, unless an SK is set).
+ */
 export function requireCcfs(config: Config): CcfsConfig {
-  const missing = (['CCFS_BASE_URL', 'CCFS_AK', 'CCFS_SK'] as const).filter((k) => config[k] === undefined);
+  const required: Array<keyof Config> = config.TENANTS_FILE
+    ? ['CCFS_BASE_URL', ...(config.CCFS_SK ? [] : (['CALLBACK_SECRET'] as const))]
+    : ['CCFS_BASE_URL', 'CCFS_AK', 'CCFS_SK'];
+  const missing = required.filter((k) => config[k] === undefined);
   if (missing.length > 0) {
     throw new ConfigError(`invalid configuration:\n${missing.map((k) => `  ${k}: is required but not set`).join('\n')}`);
   }

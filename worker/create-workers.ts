@@ -19,6 +19,11 @@ export interface WorkerSettings {
   workflowBundlePath?: string;
   /** A bundle already in memory (tests bundle once per file). */
   workflowBundle?: WorkflowBundle;
+  /**
+   * On shutdown (SIGTERM), how long running activities may finish; then they are cancelled and
+   * fail, so Temporal retries them on another worker at once rather than after a timeout.
+   */
+  shutdownGraceTimeMs?: number;
 }
 
 /**
@@ -33,7 +38,14 @@ export async function createWorkers(settings: WorkerSettings, deps: ActivityDeps
     : bundlePath
       ? { workflowBundle: { codePath: bundlePath } }
       : { workflowsPath: WORKFLOWS_PATH };
-  const common = { connection: settings.connection, namespace: settings.namespace };
+  const grace = settings.shutdownGraceTimeMs ?? 0;
+  const common = {
+    connection: settings.connection,
+    namespace: settings.namespace,
+    shutdownGraceTime: grace,
+    // An activity that ignores its cancellation must not keep the process alive for ever.
+    shutdownForceTime: grace + 15_000,
+  };
   const main = await Worker.create({
     ...common,
     ...workflowSource,

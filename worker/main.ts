@@ -42,10 +42,20 @@ async function main(): Promise<void> {
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       ccfsCallsPerSecond: config.CCFS_MAX_CALLS_PER_SECOND,
       ccfsConcurrency: config.CCFS_MAX_CONCURRENT_CALLS,
+      workflowBundlePath: config.WORKFLOW_BUNDLE_PATH,
+      shutdownGraceTimeMs: config.WORKER_SHUTDOWN_GRACE_SECONDS * 1000,
     },
     activityDepsFromConfig(config, logger, metrics),
   );
-  logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, address: config.TEMPORAL_ADDRESS, metricsPort: config.WORKER_METRICS_PORT }, 'worker started');
+  logger.info(
+    { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, address: config.TEMPORAL_ADDRESS, metricsPort: config.WORKER_METRICS_PORT, pid: process.pid },
+    'worker started',
+  );
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () =>
+      logger.info({ signal, graceSeconds: config.WORKER_SHUTDOWN_GRACE_SECONDS }, 'shutting down: running activities may finish within the grace period'),
+    );
+  }
   try {
     // The Runtime turns SIGINT/SIGTERM into a graceful shutdown of every worker.
     await runWorkers(workers);
