@@ -7,7 +7,8 @@ import { ExportService } from '../lib/export-service';
 import { temporalConnectionOptions } from '../lib/temporal';
 import { simulatorCommand } from '../simulator/main';
 import { FILTER_KEYS } from '../ccfs/protocol';
-import { progressLine, table } from './progress';
+import { formatBytes, formatInstant, progressSummary, ProgressReporter, table } from './progress';
+import { scheduleCommands } from './schedule';
 
 /** Exit codes: 0 all chunks verified or empty; 1 usage or input error; 2 export finished with failures or was cancelled; 3 cannot reach Temporal. */
 export const EXIT = { ok: 0, usage: 1, failures: 2, unavailable: 3 } as const;
@@ -42,39 +43,43 @@ async function connect(config: Config): Promise<{ service: ExportService; close(
   return { service, close: () => connection.close() };
 }
 
-interface Io {
+export interface Io {
   out: (line: string) => void;
   err: (line: string) => void;
+  /** Whether progress goes to a terminal (stderr): a redrawn bar there, plain lines elsewhere. */
   tty: boolean;
+  /** Width of that terminal, when known. */
+  columns?: number;
   /** Rewrites the current line (TTY only). */
   status: (line: string) => void;
+  /** Time between two polls of a followed export. */
+  pollMs?: number;
 }
 
 const defaultIo: Io = {
   out: (line) => process.stdout.write(`${line}\n`),
   err: (line) => process.stderr.write(`${line}\n`),
   tty: Boolean(process.stderr.isTTY),
+  columns: process.stderr.columns,
   status: (line) => process.stderr.write(`\r\x1b[2K${line}`),
 };
 
 /** Follows an export until it finishes; returns its final status. */
 type FollowedStatus = NonNullable<Awaited<ReturnType<ExportService['status']>>>;
 
-async function follow(service: ExportService, exportId: string, io: Io, intervalMs = 1000): Promise<FollowedStatus> {
-  const started = Date.now();
-  let last = '';
-  for (;;) {
-    const status = await service.status(exportId);
-    if (!status) throw new CliError(`no export with ID ${exportId}`);
-    const line = progressLine(status, (Date.now() - started) / 1000, 24, io.tty);
-    if (io.tty) io.status(line);
-    else if (line !== last) io.err(line);
-    last = line;
-    if (status.status !== 'RUNNING') {
-      if (io.tty) io.err('');
-      return status;
+async function follow(service: ExportService, exportId: string, io: Io): Promise<FollowedStatus> {
+  let reporter: ProgressReporter | undefined;
+  try {
+    for (;;) {
+      const status = await service.status(exportId);
+      if (!status) throw new CliError(`no export with ID ${exportId}`);
+      reporter ??= new ProgressReporter(io, { exportStartedAt: Date.parse(status.startTime) });
+      reporter.update(status);
+      if (status.status !== 'RUNNING') return status;
+      await new Promise((r) => setTimeout(r, io.pollMs ?? 1000));
     }
-    await new Promise((r) => setTimeout(r, intervalMs));
+  } finally {
+    reporter?.finish();
   }
 }
 
@@ -175,11 +180,28 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
           io.out(JSON.stringify(status, null, 2));
           return;
         }
-        io.out(`${status.exportId}  ${status.state}  ${status.request.dataType} ${status.request.begin} → ${status.request.end} (${status.request.timeZone})`);
-        io.out(progressLine(status, 0, 24, false));
-        io.out(table(status.chunks.map((c) => ({ chunk: c.index, begin: c.begin, end: c.end, state: c.state, requests: c.requests, rows: c.rows, bytes: c.bytes, error: c.error })), ['chunk', 'begin', 'end', 'state', 'requests', 'rows', 'bytes', 'error']));
-        if (status.manifestPath) io.out(`manifest: ${status.manifestPath}`);
+        io.out(`${status.exportId}  ${status.state}  ${status.request.dataType} ${status.request.begin} → ${status.request.end} (${status.request.timeZone}), tenant ${status.request.tenant}`);
+        io.out(progressSummary(status));
+        io.out('');
+        io.out(
+          table(
+            status.chunks.map((c) => ({
+              chunk: c.index,
+              begin: c.begin,
+              end: c.end,
+              state: c.state,
+              requests: c.requests,
+              rows: c.rows,
+              bytes: c.bytes === undefined ? undefined : formatBytes(c.bytes),
+              error: c.error,
+            })),
+            ['chunk', 'begin', 'end', 'state', 'requests', 'rows', 'bytes', 'error'],
+          ),
+        );
+        io.out('');
+        if (status.manifestPath) io.out(`manifest:    ${status.manifestPath}`);
         io.out(`Temporal UI: ${status.links.temporalUi}`);
+        io.out(`chunks:      ${status.links.temporalUiChunks}`);
       });
     });
 
@@ -192,10 +214,32 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
     .option('--limit <n>', 'at most this many', integer('--limit'), 50)
     .option('--json')
     .action(async (opts: { tenant?: string; state?: string; type?: string; limit: number; json?: boolean }) => {
+      const zone = getConfig().TENANT_TIME_ZONE;
       await withService(async (service) => {
-        const rows = await service.list({ tenant: opts.tenant, state: opts.state, dataType: opts.type, limit: opts.limit });
-        if (opts.json) io.out(JSON.stringify(rows, null, 2));
-        else io.out(table(rows.map((r) => ({ export: r.exportId, state: r.state ?? r.status, tenant: r.tenant, type: r.dataType, from: r.rangeBegin, to: r.rangeEnd, started: r.startTime })), ['export', 'state', 'tenant', 'type', 'from', 'to', 'started']));
+        const filters = { tenant: opts.tenant, state: opts.state, dataType: opts.type, limit: opts.limit };
+        const rows = await service.list(filters);
+        if (opts.json) {
+          io.out(JSON.stringify(rows, null, 2));
+          return;
+        }
+        const at = (iso: string | undefined) => formatInstant(iso, zone);
+        const columns = ['export', 'state', 'tenant', 'type', `from (${zone})`, 'to', 'started', 'closed'];
+        io.out(
+          table(
+            rows.map((r) => ({
+              export: r.exportId,
+              state: r.state ?? r.status.toLowerCase(),
+              tenant: r.tenant,
+              type: r.dataType,
+              [columns[4]!]: at(r.rangeBegin),
+              to: at(r.rangeEnd),
+              started: at(r.startTime),
+              closed: at(r.closeTime),
+            })),
+            columns,
+          ),
+        );
+        io.out(`${rows.length} export(s); Temporal UI: ${service.uiListLink(service.listQuery(filters))}`);
       });
     });
 
@@ -227,6 +271,7 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
     });
 
   program.addCommand(simulatorCommand());
+  for (const command of scheduleCommands({ io, getConfig, fail: (message, code) => new CliError(message, code) })) program.addCommand(command);
   program.hook('postAction', () => {
     process.exitCode = exitCode;
   });
