@@ -19,7 +19,8 @@ export interface Manifest {
   state: ExportState;
   updatedAt: string;
   request: ExportRequest;
-  totals: { chunks: number; verified: number; empty: number; failed: number; pending: number; bytes: number; rows: number };
+  /** `pending`: no record yet (not started, or still running; in a cancelled export: never started). */
+  totals: { chunks: number; verified: number; empty: number; failed: number; cancelled: number; pending: number; bytes: number; rows: number };
   chunks: Array<ChunkResult | { index: number; begin: string; end: string; state: 'pending' }>;
 }
 
@@ -127,7 +128,8 @@ export class OutputStore {
         chunks: chunks.length,
         verified: count('verified'),
         empty: count('empty'),
-        failed: count('failed') + count('cancelled'),
+        failed: count('failed'),
+        cancelled: count('cancelled'),
         pending: count('pending'),
         bytes: chunks.reduce((n, c) => n + ('bytes' in c ? (c.bytes ?? 0) : 0), 0),
         rows: chunks.reduce((n, c) => n + ('rows' in c ? (c.rows ?? 0) : 0), 0),
@@ -139,8 +141,28 @@ export class OutputStore {
     return path;
   }
 
-  async removePartials(exportId: string): Promise<void> {
-    await rm(this.partialDir(exportId), { recursive: true, force: true });
+  /** Temporary download files: all of the export's, or only those of one chunk. */
+  async removePartials(exportId: string, index?: number): Promise<void> {
+    if (index === undefined) {
+      await rm(this.partialDir(exportId), { recursive: true, force: true });
+      return;
+    }
+    const prefix = `${String(index).padStart(4, '0')}-`;
+    const dir = this.partialDir(exportId);
+    const names = await readdir(dir).catch(() => [] as string[]);
+    await Promise.all(names.filter((n) => n.startsWith(prefix)).map((n) => rm(join(dir, n), { force: true })));
+  }
+
+  /**
+   * `*.tmp` files of atomic writes cut short by a crash (write, then killed before the rename).
+   * Only safe once nothing writes to the export any more: a finished or cancelled export.
+   */
+  async removeTempFiles(exportId: string): Promise<void> {
+    const dir = this.exportDir(exportId);
+    for (const d of [dir, join(dir, 'chunks')]) {
+      const names = await readdir(d).catch(() => [] as string[]);
+      await Promise.all(names.filter((n) => n.endsWith('.tmp')).map((n) => rm(join(d, n), { force: true })));
+    }
   }
 }
 

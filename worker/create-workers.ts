@@ -52,6 +52,7 @@ export async function createWorkers(settings: WorkerSettings, deps: ActivityDeps
     taskQueue: settings.taskQueue,
     activities: {
       saveChunkResult: activities.saveChunkResult,
+      saveChunkResults: activities.saveChunkResults,
       prepareExport: activities.prepareExport,
       writeManifest: activities.writeManifest,
     },

@@ -1,7 +1,9 @@
 import {
+  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  TimeoutFailure,
   condition,
   isCancellation,
   log,
@@ -16,6 +18,7 @@ import {
   callbackSignal,
   ccfsTaskQueue,
   chunkProgressQuery,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
   FailureType,
   type CallbackPayload,
   type ChunkPhase,
@@ -30,6 +33,26 @@ export function callbackMatches(cb: CallbackPayload, responseId: string): boolea
 }
 
 const short = (wall: string) => wall.slice(0, 16);
+
+/**
+ * What a chunk's record says about the failure that ended it: the cause's type, and a message that
+ * tells an operator what happened and what to do. A retryable failure that used up its attempts says
+ * so, since the cause alone ("retry later") would suggest that the product is still retrying.
+ */
+export function describeFailure(err: unknown, maximumAttempts: number): { message: string; type?: string } {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  const type = cause instanceof ApplicationFailure ? (cause.type ?? undefined) : cause instanceof TimeoutFailure ? FailureType.activityTimeout : undefined;
+  const message = cause instanceof Error ? cause.message : String(cause);
+  if (!(err instanceof ActivityFailure)) return { message, type };
+  const activity = err.activityType;
+  if (err.retryState === 'MAXIMUM_ATTEMPTS_REACHED') {
+    return { message: `${activity} gave up after ${maximumAttempts} attempts; last error: ${message}. Retry the export once the cause is fixed`, type };
+  }
+  if (cause instanceof TimeoutFailure) {
+    return { message: `${activity} timed out (${cause.timeoutType}) and has no attempts left; retry the export`, type };
+  }
+  return { message, type };
+}
 
 /**
  * Exports one ≤ 3-day chunk: request it from CC-FS, wait for the callback signal, download and verify
@@ -95,6 +118,13 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
 
   const ccfsActivity: ActivityOptions = {
     taskQueue: ccfsTaskQueue(workflowInfo().taskQueue),
+    // Both CC-FS activities heartbeat on a timer: a crashed worker's call is given to another worker
+    // after this long, not after the start-to-close timeout.
+    heartbeatTimeout: options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
+    // Wait for the activity to stop (and delete its temporary file) before the chunk records that it
+    // was cancelled. The SDK's default (TRY_CANCEL) reports at once, while a download may still be
+    // running and could even rename a file into place after the chunk said "cancelled".
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: {
       initialInterval: options.retry.initialIntervalMs,
       maximumInterval: options.retry.maximumIntervalMs,
@@ -142,7 +172,6 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
             {
               ...ccfsActivity,
               startToCloseTimeout: '2 hours',
-              heartbeatTimeout: '1 minute',
               summary: `downloadBillFile ${cb.billFileName} (${range})`,
             },
             [
@@ -175,7 +204,12 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
         }
       }
       if (requests >= options.maxRequestsPerChunk) {
-        return await finish(failed(`no usable callback after ${requests} request(s) of this chunk`, 'CallbackTimeout'));
+        return await finish(
+          failed(
+            `no usable callback after ${requests} request(s) of this chunk, ${Math.round(options.callbackTimeoutMs / 1000)} s each; check that CC-FS can reach the callback URL (CALLBACK_BASE_URL), then retry the export`,
+            FailureType.callbackTimeout,
+          ),
+        );
       }
       requests++;
       enter('requesting');
@@ -197,13 +231,11 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
   } catch (err) {
     if (isCancellation(err)) {
       await CancellationScope.nonCancellable(() =>
-        saveChunkResult({ exportId: input.exportId, result: failed('cancelled by request', 'Cancelled', 'cancelled') }),
+        saveChunkResult({ exportId: input.exportId, result: failed('cancelled by request', FailureType.cancelled, 'cancelled') }),
       );
       throw err;
     }
-    const cause = err instanceof ActivityFailure ? err.cause : err;
-    const type = cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
-    const message = cause instanceof Error ? cause.message : String(cause);
+    const { message, type } = describeFailure(err, options.retry.maximumAttempts);
     return await finish(failed(message, type));
   }
 }

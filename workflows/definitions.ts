@@ -37,7 +37,16 @@ export interface ExportOptions {
   retry: RetryOptions;
   /** Continue-as-new once the export's history has this many events. */
   maxHistoryEvents: number;
+  /**
+   * How long a CC-FS call (query or download) may go without a heartbeat before Temporal gives it to
+   * another worker: the time to notice a crashed worker, and the longest delay of a cancellation.
+   * Optional so requests written before it existed stay valid; `DEFAULT_HEARTBEAT_TIMEOUT_MS` then.
+   */
+  heartbeatTimeoutMs?: number;
 }
+
+/** Activities heartbeat every few seconds whatever the progress, so this only has to outlast a pause of the worker. */
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 20_000;
 
 export const DEFAULT_EXPORT_OPTIONS: ExportOptions = {
   chunkSeconds: 3 * 24 * 3600,
@@ -48,6 +57,7 @@ export const DEFAULT_EXPORT_OPTIONS: ExportOptions = {
   maxRequestsPerChunk: 4,
   retry: { initialIntervalMs: 5_000, maximumIntervalMs: 5 * 60_000, maximumAttempts: 12 },
   maxHistoryEvents: 8_000,
+  heartbeatTimeoutMs: DEFAULT_HEARTBEAT_TIMEOUT_MS,
 };
 
 export interface ExportRequest {
@@ -82,6 +92,8 @@ export interface LedgerEntry extends ChunkRange {
   bytes?: number;
   rows?: number;
   error?: string;
+  /** The failure's type (`CcfsAuthRejected`, `CcfsUnavailable`, `CallbackTimeout`, …) when the chunk failed. */
+  errorType?: string;
 }
 
 export interface ExportWorkflowInput {
@@ -109,7 +121,7 @@ export interface ExportResult {
   counts: Record<ChunkState, number>;
   totals: { chunks: number; bytes: number; rows: number };
   manifestPath: string;
-  failedChunks: Array<{ index: number; begin: string; end: string; error?: string }>;
+  failedChunks: Array<{ index: number; begin: string; end: string; state: 'failed' | 'cancelled'; error?: string; errorType?: string }>;
 }
 
 export interface ChunkWorkflowInput {
@@ -185,7 +197,22 @@ export function ccfsTaskQueue(taskQueue: string): string {
   return `${taskQueue}-ccfs`;
 }
 
-/** ApplicationFailure types the workflows branch on. */
+/** ApplicationFailure types the workflows branch on, and the error types they give chunks themselves. */
 export const FailureType = {
   fileNotFound: 'CcfsFileNotFound',
+  /** No usable callback after `maxRequestsPerChunk` requests. */
+  callbackTimeout: 'CallbackTimeout',
+  /** An activity timed out on its last attempt (e.g. every worker that took it died). */
+  activityTimeout: 'ActivityTimeout',
+  /** The export stopped starting chunks after a failure that every chunk would hit (see `HALTING_FAILURE_TYPES`). */
+  notAttempted: 'NotAttempted',
+  cancelled: 'Cancelled',
 } as const;
+
+/**
+ * Failures that say nothing about one chunk and everything about the configuration (credentials, a
+ * locked IP, an untrusted certificate). After one of them the export starts no further chunk: each
+ * would fail the same way, and repeated signature failures make CC-FS lock the IP (403).
+ * Kept as strings here: workflow code may not import `ccfs/errors.ts`, which names the same types.
+ */
+export const HALTING_FAILURE_TYPES: readonly string[] = ['CcfsAuthRejected', 'CcfsIpLocked', 'CcfsTlsError'];

@@ -20,6 +20,8 @@ import { chunkWorkflow } from './chunk-workflow';
 import {
   chunkWorkflowId,
   exportStatusQuery,
+  FailureType,
+  HALTING_FAILURE_TYPES,
   type ChunkResult,
   type ChunkState,
   type ExportResult,
@@ -31,8 +33,10 @@ import {
 import { parseWallTime, wallToInstant } from '../domain/wall-time';
 import { DataTypeKey, ExportIdKey, ExportStateKey, KindKey, RangeBeginKey, RangeEndKey, TenantKey } from './search-attributes';
 
-const { prepareExport, writeManifest } = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
+// Small file activities: a minute is ample, and it is also how long a worker that died in the middle
+// of one holds the export up before another worker runs it again.
+const { prepareExport, writeManifest, saveChunkResults } = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 20, maximumInterval: '1 minute' },
 });
 
@@ -108,19 +112,31 @@ export async function exportWorkflow(input: ExportWorkflowInput): Promise<Export
   }
 
   // Manifest writes are serialised and coalesced: one in flight, another only if something changed.
+  // Not cancellable: a write in flight when the export is cancelled must finish, or the manifest
+  // would miss the last chunks and the rejected write would go unhandled.
   let dirty = false;
   let writing: Promise<void> | undefined;
   function flushManifest(): Promise<void> {
     dirty = true;
-    writing ??= (async () => {
-      while (dirty) {
-        dirty = false;
-        manifestPath = (await writeManifest({ exportId: request.exportId, state })).manifestPath;
+    writing ??= CancellationScope.nonCancellable(async () => {
+      try {
+        while (dirty) {
+          dirty = false;
+          manifestPath = (await writeManifest({ exportId: request.exportId, state })).manifestPath;
+        }
+      } finally {
+        writing = undefined;
       }
-      writing = undefined;
-    })();
+    });
     return writing;
   }
+  /** A progress write: a failure is logged (the next write or the final one will say it again). */
+  function flushManifestInBackground(): void {
+    flushManifest().catch((err: unknown) => log.warn('manifest write failed', { error: err instanceof Error ? err.message : String(err) }));
+  }
+
+  // Set by the first failure that every further chunk would hit too (bad credentials, locked IP).
+  let halted: { index: number; errorType: string; error: string } | undefined;
 
   if (!input.ledger) {
     const prepared = await prepareExport({ request });
@@ -176,7 +192,12 @@ export async function exportWorkflow(input: ExportWorkflowInput): Promise<Export
         bytes: result.bytes,
         rows: result.rows,
         error: result.error,
+        errorType: result.errorType,
       });
+      if (result.state === 'failed' && result.errorType && HALTING_FAILURE_TYPES.includes(result.errorType) && !halted) {
+        halted = { index: entry.index, errorType: result.errorType, error: result.error ?? result.errorType };
+        log.error('stopping the export: this failure would repeat for every chunk', { chunk: entry.index, errorType: result.errorType });
+      }
     } catch (err) {
       if (isCancellation(err) || (err instanceof ChildWorkflowFailure && isCancellation(err.cause))) {
         entry.state = 'cancelled';
@@ -187,19 +208,37 @@ export async function exportWorkflow(input: ExportWorkflowInput): Promise<Export
     } finally {
       inFlight.delete(entry.index);
       render();
-      void flushManifest();
+      flushManifestInBackground();
     }
+  }
+
+  /** Records the chunks a halted export will not start, so the ledger and the manifest both say why. */
+  async function skipRemaining(): Promise<void> {
+    if (!halted) return;
+    const reason = halted;
+    const skipped = ledger.filter((e) => e.state === 'pending');
+    if (skipped.length === 0) return;
+    const error = `not attempted: chunk ${reason.index} failed with ${reason.errorType}, which every chunk would hit (${reason.error}); fix it, then retry the export`;
+    for (const entry of skipped) Object.assign(entry, { state: 'failed', error, errorType: FailureType.notAttempted });
+    await saveChunkResults({
+      exportId: request.exportId,
+      results: skipped.map(
+        (e): ChunkResult => ({ index: e.index, begin: e.begin, end: e.end, state: 'failed', responseIds: [], requests: 0, error, errorType: FailureType.notAttempted }),
+      ),
+    });
+    render();
   }
 
   try {
     for (const entry of ledger) {
       if (entry.state !== 'pending' && entry.state !== 'running') continue;
-      await condition(() => inFlight.size < options.maxChunksInFlight);
-      if (shouldContinueAsNew()) break;
+      await condition(() => inFlight.size < options.maxChunksInFlight || halted !== undefined);
+      if (halted || shouldContinueAsNew()) break;
       inFlight.add(entry.index);
       void runChunk(entry);
     }
     await condition(() => inFlight.size === 0);
+    await skipRemaining();
   } catch (err) {
     if (!isCancellation(err)) throw err;
     await CancellationScope.nonCancellable(async () => {
@@ -228,9 +267,9 @@ export async function exportWorkflow(input: ExportWorkflowInput): Promise<Export
     counts: countStates(ledger),
     totals: totals(ledger),
     manifestPath,
-    failedChunks: ledger
-      .filter((e) => e.state === 'failed' || e.state === 'cancelled')
-      .map(({ index, begin, end, error }) => ({ index, begin, end, error })),
+    failedChunks: ledger.flatMap(({ index, begin, end, state, error, errorType }) =>
+      state === 'failed' || state === 'cancelled' ? [{ index, begin, end, state, error, errorType }] : [],
+    ),
   };
   return result;
 }
