@@ -92,11 +92,11 @@ describe('secrets', () => {
   /** The secrets and the forms they could leak in. */
   const secrets = () => {
     const values = { sk: TEST_SK, apiToken: API_TOKEN, callbackKey: callbackKey(undefined, TEST_SK) };
-    return Object.entries(values).flatMap(([name, v]) => [
+    return Object.entries(values).flatMap(([name, v]): Array<[string, string]> => [
       [name, v],
       [`${name} (base64)`, Buffer.from(v).toString('base64')],
       [`${name} (url-encoded)`, encodeURIComponent(v)],
-    ]) as Array<[string, string]>;
+    ]);
   };
   const expectClean = (where: string, texts: string[]) => {
     for (const [name, value] of secrets()) {
