@@ -3,7 +3,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { CALLBACK_SUCCESS, CallbackBody, billFileMatchesResponse } from '../ccfs/protocol';
 import { verify } from '../ccfs/signer';
 import { readCallbackToken } from '../lib/callback-token';
-import type { Logger } from '../lib/logger';
+import { workflowLogFields, type Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
 import { callbackSignal } from '../workflows/definitions';
 
@@ -40,9 +40,12 @@ export function callbackRouter(deps: CallbackRouteDeps): Router {
   const count = (outcome: string) => deps.metrics?.callbacks.inc({ outcome });
 
   router.post('/:token', express.raw({ type: () => true, limit: '16kb' }), async (req, res) => {
-    const log = deps.logger.child({ route: 'callback' });
+    let log = deps.logger.child({ route: 'callback' });
     const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const workflowId = readCallbackToken(deps.tokenKey, String(req.params.token));
+    // Each line below names workflowId itself; the export and chunk it addresses are bound here.
+    const { exportId, chunk } = workflowLogFields(workflowId);
+    if (exportId) log = log.child({ exportId, chunk });
     if (!workflowId) {
       count('unknown_target');
       log.warn({ ip: req.ip }, 'callback for an unknown or forged target');

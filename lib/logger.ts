@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { EXPORT_WORKFLOW_PREFIX } from '../workflows/definitions';
 
 export type { Logger };
 
@@ -43,3 +44,17 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 
 /** A logger that drops everything: for tests and library defaults. */
 export const silentLogger: Logger = pino({ level: 'silent' });
+
+const WORKFLOW_ID = new RegExp(`^${EXPORT_WORKFLOW_PREFIX}/([^/]+)(?:/chunk-(\\d+))?$`);
+
+/**
+ * The log fields of a workflow ID: `workflowId`, and the `exportId` and `chunk` it names
+ * (`ccfs-export/<exportId>[/chunk-NNNN]`), so every line about an export or a chunk — the API's, the
+ * activities', the SDK's own — can be found by the same fields.
+ */
+export function workflowLogFields(workflowId: unknown): { workflowId?: string; exportId?: string; chunk?: number } {
+  if (typeof workflowId !== 'string') return {};
+  const match = WORKFLOW_ID.exec(workflowId);
+  if (!match) return { workflowId };
+  return match[2] === undefined ? { workflowId, exportId: match[1] } : { workflowId, exportId: match[1], chunk: Number(match[2]) };
+}

@@ -1,5 +1,5 @@
 import type { LogLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/common';
-import type { Logger } from './logger';
+import { workflowLogFields, type Logger } from './logger';
 
 /** Sends the Temporal SDK's own logs (worker, core, workflow `log`) to the product's pino logger. */
 export class PinoTemporalLogger implements TemporalLogger {
@@ -7,7 +7,8 @@ export class PinoTemporalLogger implements TemporalLogger {
 
   log(level: LogLevel, message: string, meta?: LogMetadata): void {
     const method = ({ TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const)[level] ?? 'info';
-    this.pino[method]({ ...(meta ?? {}), sdk: true }, message);
+    // Workflow and activity logs carry workflowId in their metadata; exportId and chunk come from it.
+    this.pino[method]({ ...workflowLogFields(meta?.workflowId), ...(meta ?? {}), sdk: true }, message);
   }
   trace(message: string, meta?: LogMetadata): void {
     this.log('TRACE', message, meta);
