@@ -12,6 +12,7 @@ import { CALLBACK_ROUTE } from '../lib/callback-token';
 import { EXPORT_ID_PATTERN } from '../workflows/definitions';
 import { callbackRouter, type CallbackRouteDeps } from './callback-route';
 import { errorHandler, HttpError } from './http-error';
+import { scheduleRoutes } from './schedule-routes';
 
 export interface AppDeps {
   client: Client;
@@ -134,6 +135,7 @@ export function createApp(deps: AppDeps): Express {
   });
 
   app.use('/exports', api);
+  app.use(scheduleRoutes({ ...deps, auth: bearerAuth(deps.apiTokens) }));
   app.use((_req, _res, next) => next(new HttpError(404, 'not_found', 'no such route')));
   app.use(errorHandler(deps.logger));
   return app;

@@ -1,2 +1,3 @@
 export { exportWorkflow } from './export-workflow';
 export { chunkWorkflow } from './chunk-workflow';
+export { dailyExportWorkflow, dayExportWorkflow } from './daily-export-workflow';

@@ -12,6 +12,8 @@ export const RangeBeginKey = defineSearchAttributeKey('CcfsRangeBegin', 'DATETIM
 export const RangeEndKey = defineSearchAttributeKey('CcfsRangeEnd', 'DATETIME');
 export const ExportStateKey = defineSearchAttributeKey('CcfsExportState', 'KEYWORD');
 export const KindKey = defineSearchAttributeKey('CcfsKind', 'KEYWORD');
+/** The local day (`yyyy-MM-dd`, tenant zone) a daily export covers; set on its day and export workflows. */
+export const DayKey = defineSearchAttributeKey('CcfsDay', 'KEYWORD');
 
 export const SEARCH_ATTRIBUTES: Readonly<Record<string, 'Keyword' | 'Datetime'>> = {
   CcfsExportId: 'Keyword',
@@ -21,4 +23,5 @@ export const SEARCH_ATTRIBUTES: Readonly<Record<string, 'Keyword' | 'Datetime'>>
   CcfsRangeEnd: 'Datetime',
   CcfsExportState: 'Keyword',
   CcfsKind: 'Keyword',
+  CcfsDay: 'Keyword',
 };
