@@ -5,7 +5,15 @@ import type { Client } from '@temporalio/client';
 import { DataType } from '../ccfs/protocol';
 import { loadCoverage } from '../lib/coverage';
 import type { ExportService } from '../lib/export-service';
-import { BackfillInput, CreateScheduleInput, Day, NoteInput, ScheduleError, ScheduleId, ScheduleService } from '../lib/schedule-service';
+import {
+  BackfillInput,
+  CreateScheduleInput,
+  Day,
+  NoteInput,
+  ScheduleError,
+  ScheduleId,
+  ScheduleService,
+} from '../lib/schedule-service';
 import { HttpError } from './http-error';
 
 export interface ScheduleRouteDeps {
@@ -29,7 +37,13 @@ const CoverageQuery = z
   .strict()
   .refine((q) => !q.from || !q.to || q.from <= q.to, { path: ['to'], message: 'must not be before from' });
 
-const STATUS: Record<ScheduleError['code'], number> = { not_found: 404, not_daily: 404, exists: 409, paused: 409, invalid: 400 };
+const STATUS: Record<ScheduleError['code'], number> = {
+  not_found: 404,
+  not_daily: 404,
+  exists: 409,
+  paused: 409,
+  invalid: 400,
+};
 
 /** Scheduled daily exports (`/schedules`) and their coverage (`GET /coverage`), behind the API's auth. */
 export function scheduleRoutes(deps: ScheduleRouteDeps): Router {
@@ -41,12 +55,21 @@ export function scheduleRoutes(deps: ScheduleRouteDeps): Router {
   });
   const router = express.Router();
   const paths = ['/schedules', '/coverage'];
-  router.use(paths, rateLimit({ windowMs: 60_000, limit: deps.rateLimitPerMinute ?? 600, standardHeaders: 'draft-8', legacyHeaders: false }));
+  router.use(
+    paths,
+    rateLimit({
+      windowMs: 60_000,
+      limit: deps.rateLimitPerMinute ?? 600,
+      standardHeaders: 'draft-8',
+      legacyHeaders: false,
+    }),
+  );
   router.use(paths, deps.auth);
   router.use(paths, express.json({ limit: '16kb' }));
   const id = (value: unknown) => {
     const parsed = ScheduleId.safeParse(value);
-    if (!parsed.success) throw new HttpError(400, 'invalid_schedule_id', 'schedule ID has characters that are not allowed');
+    if (!parsed.success)
+      throw new HttpError(400, 'invalid_schedule_id', 'schedule ID has characters that are not allowed');
     return parsed.data;
   };
   // Service refusals keep their message; anything else goes to the app's error handler as is.
@@ -54,7 +77,8 @@ export function scheduleRoutes(deps: ScheduleRouteDeps): Router {
     try {
       return await fn();
     } catch (err) {
-      if (err instanceof ScheduleError) throw new HttpError(STATUS[err.code], err.code === 'not_daily' ? 'not_found' : err.code, err.message);
+      if (err instanceof ScheduleError)
+        throw new HttpError(STATUS[err.code], err.code === 'not_daily' ? 'not_found' : err.code, err.message);
       throw err;
     }
   };

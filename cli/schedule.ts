@@ -5,7 +5,14 @@ import { FILTER_KEYS } from '../ccfs/protocol';
 import type { Config } from '../lib/config';
 import { loadCoverage, type PairCoverage } from '../lib/coverage';
 import { describeIssues } from '../lib/export-input';
-import { BackfillInput, CreateScheduleInput, Day, ScheduleError, ScheduleService, type ScheduleView } from '../lib/schedule-service';
+import {
+  BackfillInput,
+  CreateScheduleInput,
+  Day,
+  ScheduleError,
+  ScheduleService,
+  type ScheduleView,
+} from '../lib/schedule-service';
 import { temporalConnectionOptions } from '../lib/temporal';
 import { table } from './progress';
 
@@ -49,13 +56,21 @@ export function coverageLines(c: PairCoverage): string[] {
   const lines = [
     `${c.tenant} / ${c.dataType}${c.timeZone ? ` (${c.timeZone})` : ''}: complete through ${c.completeThrough ?? '— (first day not exported)'}` +
       (c.from && c.to ? `; window ${c.from} … ${c.to}` : '; nothing due yet'),
-    `  ${Object.entries(c.counts)
-      .filter(([, n]) => n > 0)
-      .map(([s, n]) => `${n} ${s}`)
-      .join(', ') || 'no days'}`,
+    `  ${
+      Object.entries(c.counts)
+        .filter(([, n]) => n > 0)
+        .map(([s, n]) => `${n} ${s}`)
+        .join(', ') || 'no days'
+    }`,
   ];
-  for (const r of c.ranges) lines.push(`  ${r.from === r.to ? r.from.padEnd(23) : `${r.from} … ${r.to}`}  ${r.state}${r.days > 1 ? ` (${r.days} days)` : ''}`);
-  for (const d of c.attention) lines.push(`  ! ${d.day} ${d.state}${d.error ? `: ${d.error}` : ''}${d.workflowId ? `  [${d.workflowId}]` : ''}`);
+  for (const r of c.ranges)
+    lines.push(
+      `  ${r.from === r.to ? r.from.padEnd(23) : `${r.from} … ${r.to}`}  ${r.state}${r.days > 1 ? ` (${r.days} days)` : ''}`,
+    );
+  for (const d of c.attention)
+    lines.push(
+      `  ! ${d.day} ${d.state}${d.error ? `: ${d.error}` : ''}${d.workflowId ? `  [${d.workflowId}]` : ''}`,
+    );
   return lines;
 }
 
@@ -63,7 +78,11 @@ export function coverageLines(c: PairCoverage): string[] {
 export function scheduleCommands(ctx: ScheduleCliContext): Command[] {
   const { io } = ctx;
   const invalid = (what: string, error: z.ZodError) =>
-    ctx.fail(`invalid ${what}:\n${describeIssues(error).map((i) => `  ${i.path}: ${i.message}`).join('\n')}`);
+    ctx.fail(
+      `invalid ${what}:\n${describeIssues(error)
+        .map((i) => `  ${i.path}: ${i.message}`)
+        .join('\n')}`,
+    );
 
   const withService = async <T>(fn: (service: ScheduleService, client: Client) => Promise<T>): Promise<T> => {
     const config = ctx.getConfig();
@@ -106,22 +125,45 @@ export function scheduleCommands(ctx: ScheduleCliContext): Command[] {
 
   const create = schedule
     .command('create')
-    .description('create a schedule that exports [D 00:00, D+1 00:00) of the tenant zone every day for the day D before')
-    .addOption(new Option('--type <type>', 'what to export').choices(['call', 'record', 'call_record']).makeOptionMandatory())
+    .description(
+      'create a schedule that exports [D 00:00, D+1 00:00) of the tenant zone every day for the day D before',
+    )
+    .addOption(
+      new Option('--type <type>', 'what to export')
+        .choices(['call', 'record', 'call_record'])
+        .makeOptionMandatory(),
+    )
     .requiredOption('--at <HH:MM>', 'local time of the daily run in the time zone (not inside a DST change)')
     .option('--time-zone <zone>', 'IANA zone of the tenant (default: TENANT_TIME_ZONE)')
-    .option('--catchup <duration>', 'after an outage, run the missed days of this window (e.g. 12h, 7d)', '7d')
+    .option(
+      '--catchup <duration>',
+      'after an outage, run the missed days of this window (e.g. 12h, 7d)',
+      '7d',
+    )
     .option('--id <scheduleId>', 'schedule ID (default: ccfs-daily-<tenant>-<type>)')
     .option('--paused', 'create it paused')
     .option('--note <text>', 'note shown with the schedule')
     .option('--in-flight <n>', 'chunks in flight at once', integer('--in-flight'))
-    .option('--callback-timeout <seconds>', 'wait this long for a callback before requesting again', integer('--callback-timeout'))
+    .option(
+      '--callback-timeout <seconds>',
+      'wait this long for a callback before requesting again',
+      integer('--callback-timeout'),
+    )
     .option('--json', 'print the schedule as JSON');
-  for (const key of FILTER_KEYS) create.option(`${flag(key)} <value>`, `filter: ${key}${key === 'accountId' ? ' (names the tenant)' : ''}`);
+  for (const key of FILTER_KEYS)
+    create.option(
+      `${flag(key)} <value>`,
+      `filter: ${key}${key === 'accountId' ? ' (names the tenant)' : ''}`,
+    );
   create.action(async (opts: Record<string, string | number | boolean | undefined>) => {
-    const filters = Object.fromEntries(FILTER_KEYS.filter((k) => opts[k] !== undefined).map((k) => [k, String(opts[k])]));
+    const filters = Object.fromEntries(
+      FILTER_KEYS.filter((k) => opts[k] !== undefined).map((k) => [k, String(opts[k])]),
+    );
     const options = Object.fromEntries(
-      Object.entries({ maxChunksInFlight: opts.inFlight, callbackTimeoutSeconds: opts.callbackTimeout }).filter(([, v]) => v !== undefined),
+      Object.entries({
+        maxChunksInFlight: opts.inFlight,
+        callbackTimeoutSeconds: opts.callbackTimeout,
+      }).filter(([, v]) => v !== undefined),
     );
     const parsed = CreateScheduleInput.safeParse({
       scheduleId: opts.id,
@@ -234,7 +276,9 @@ export function scheduleCommands(ctx: ScheduleCliContext): Command[] {
           result.mode === 'force'
             ? `forced re-export of ${result.days.length} day(s), ${result.from} … ${result.to}:`
             : `backfill of ${result.days.length} day(s), ${result.from} … ${result.to}, through schedule ${id} (verified days are skipped):`,
-          ...result.days.map((d) => `  ${d.day}  ${d.started === false ? `not started: ${d.reason}` : d.dayWorkflowId}`),
+          ...result.days.map(
+            (d) => `  ${d.day}  ${d.started === false ? `not started: ${d.reason}` : d.dayWorkflowId}`,
+          ),
           'follow with: ccfs-export coverage',
         ]);
       });
@@ -243,19 +287,32 @@ export function scheduleCommands(ctx: ScheduleCliContext): Command[] {
   const coverage = new Command('coverage')
     .showHelpAfterError()
     .exitOverride()
-    .description('which days are verified, empty, running, failed or missing per tenant and type, and the "complete through" day')
+    .description(
+      'which days are verified, empty, running, failed or missing per tenant and type, and the "complete through" day',
+    )
     .option('--tenant <tenant>')
     .addOption(new Option('--type <type>').choices(['call', 'record', 'call_record']))
     .option('--from <day>', 'first day of the window (default: the first day ever scheduled or run)')
     .option('--to <day>', 'last day of the window (default: the last day whose run is due)')
     .option('--json')
     .action(async (opts: { tenant?: string; type?: string; from?: string; to?: string; json?: boolean }) => {
-      for (const [name, value] of [['--from', opts.from], ['--to', opts.to]] as const) {
-        if (value !== undefined && !Day.safeParse(value).success) throw ctx.fail(`${name} must be a day as yyyy-MM-dd`);
+      for (const [name, value] of [
+        ['--from', opts.from],
+        ['--to', opts.to],
+      ] as const) {
+        if (value !== undefined && !Day.safeParse(value).success)
+          throw ctx.fail(`${name} must be a day as yyyy-MM-dd`);
       }
       await withService(async (service, client) => {
-        const rows = await loadCoverage(client, service, { tenant: opts.tenant, dataType: opts.type, from: opts.from, to: opts.to });
-        print(opts.json, rows, () => (rows.length === 0 ? ['no daily exports yet'] : rows.flatMap((c) => [...coverageLines(c), ''])));
+        const rows = await loadCoverage(client, service, {
+          tenant: opts.tenant,
+          dataType: opts.type,
+          from: opts.from,
+          to: opts.to,
+        });
+        print(opts.json, rows, () =>
+          rows.length === 0 ? ['no daily exports yet'] : rows.flatMap((c) => [...coverageLines(c), '']),
+        );
       });
     });
 

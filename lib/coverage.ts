@@ -23,7 +23,13 @@ import { dueThrough, type ScheduleService, type ScheduleSummaryView } from './sc
  */
 
 export type CoverageState = 'verified' | 'empty' | 'running' | 'failed' | 'missing';
-export const COVERAGE_STATES: readonly CoverageState[] = ['verified', 'empty', 'running', 'failed', 'missing'];
+export const COVERAGE_STATES: readonly CoverageState[] = [
+  'verified',
+  'empty',
+  'running',
+  'failed',
+  'missing',
+];
 
 /** One run of a day workflow as visibility lists it. */
 export interface DayRun {
@@ -92,7 +98,14 @@ export function dayState(day: string, runs: DayRun[]): DayCoverage {
     return { day, state, exportId: done.exportId, runs: runs.length, workflowId: done.workflowId };
   }
   const running = latest(runs.filter((r) => runOutcome(r) === 'running'));
-  if (running) return { day, state: 'running', exportId: running.exportId, runs: runs.length, workflowId: running.workflowId };
+  if (running)
+    return {
+      day,
+      state: 'running',
+      exportId: running.exportId,
+      runs: runs.length,
+      workflowId: running.workflowId,
+    };
   const failed = latest(runs)!;
   return {
     day,
@@ -118,11 +131,17 @@ export interface SummariseInput {
 /** Coverage of one tenant and data type over a window of days. */
 export function summarise(input: SummariseInput): PairCoverage {
   const counts = Object.fromEntries(COVERAGE_STATES.map((s) => [s, 0])) as Record<CoverageState, number>;
-  const base = { tenant: input.tenant, dataType: input.dataType, timeZone: input.timeZone, scheduleIds: input.scheduleIds ?? [] };
+  const base = {
+    tenant: input.tenant,
+    dataType: input.dataType,
+    timeZone: input.timeZone,
+    scheduleIds: input.scheduleIds ?? [],
+  };
   const days = input.runs.map((r) => r.day).sort();
   const from = input.from ?? days[0];
   const to = input.to ?? days.at(-1);
-  if (!from || !to || to < from) return { ...base, from, to, completeThrough: null, counts, ranges: [], attention: [] };
+  if (!from || !to || to < from)
+    return { ...base, from, to, completeThrough: null, counts, ranges: [], attention: [] };
 
   const byDay = new Map<string, DayRun[]>();
   for (const run of input.runs) byDay.set(run.day, [...(byDay.get(run.day) ?? []), run]);
@@ -190,8 +209,14 @@ export async function listDayRuns(client: Client, query: CoverageQuery): Promise
   if (query.dataType) clauses.push(`CcfsDataType = ${quote(query.dataType)}`);
   // The window is applied exactly below; here only a generous bound on the range so that a query
   // for one month does not read years of runs (any zone is within ±14 h of UTC).
-  if (query.from) clauses.push(`CcfsRangeEnd > ${quote(DateTime.fromISO(query.from, { zone: 'UTC' }).minus({ days: 1 }).toISO()!)}`);
-  if (query.to) clauses.push(`CcfsRangeBegin < ${quote(DateTime.fromISO(query.to, { zone: 'UTC' }).plus({ days: 2 }).toISO()!)}`);
+  if (query.from)
+    clauses.push(
+      `CcfsRangeEnd > ${quote(DateTime.fromISO(query.from, { zone: 'UTC' }).minus({ days: 1 }).toISO()!)}`,
+    );
+  if (query.to)
+    clauses.push(
+      `CcfsRangeBegin < ${quote(DateTime.fromISO(query.to, { zone: 'UTC' }).plus({ days: 2 }).toISO()!)}`,
+    );
   const runs: DayRun[] = [];
   for await (const wf of client.workflow.list({ query: clauses.join(' AND ') })) {
     const run = toRun(wf);
@@ -201,7 +226,10 @@ export async function listDayRuns(client: Client, query: CoverageQuery): Promise
 }
 
 /** The first day a schedule is due to export: the day before its first run after creation. */
-function firstScheduledDay(schedule: { at?: string; timeZone?: string }, createdAt: Date | undefined): string | undefined {
+function firstScheduledDay(
+  schedule: { at?: string; timeZone?: string },
+  createdAt: Date | undefined,
+): string | undefined {
   if (!schedule.at || !schedule.timeZone || !createdAt) return undefined;
   // dueThrough at (creation + 1 day) is the day the first run after creation exports, or the day before
   // it when that run is not due yet by then; +1 day later is always past the first run.
@@ -222,10 +250,16 @@ export async function loadCoverage(
   const runs = await listDayRuns(client, query);
   const list = (await schedules.list()).filter(
     (s): s is ScheduleSummaryView & { tenant: string; dataType: string } =>
-      s.tenant !== undefined && s.dataType !== undefined && (!query.tenant || s.tenant === query.tenant) && (!query.dataType || s.dataType === query.dataType),
+      s.tenant !== undefined &&
+      s.dataType !== undefined &&
+      (!query.tenant || s.tenant === query.tenant) &&
+      (!query.dataType || s.dataType === query.dataType),
   );
   const key = (tenant: string, dataType: string) => `${tenant}\u0000${dataType}`;
-  const pairs = new Map<string, { tenant: string; dataType: string; runs: DayRun[]; schedules: typeof list }>();
+  const pairs = new Map<
+    string,
+    { tenant: string; dataType: string; runs: DayRun[]; schedules: typeof list }
+  >();
   const pair = (tenant: string, dataType: string) => {
     const k = key(tenant, dataType);
     let p = pairs.get(k);
@@ -236,13 +270,22 @@ export async function loadCoverage(
   for (const s of list) pair(s.tenant, s.dataType).schedules.push(s);
 
   const out: PairCoverage[] = [];
-  for (const p of [...pairs.values()].sort((a, b) => key(a.tenant, a.dataType).localeCompare(key(b.tenant, b.dataType)))) {
+  for (const p of [...pairs.values()].sort((a, b) =>
+    key(a.tenant, a.dataType).localeCompare(key(b.tenant, b.dataType)),
+  )) {
     const timeZone = p.schedules[0]?.timeZone ?? p.runs.find((r) => r.timeZone)?.timeZone;
     let to = query.to;
     let from = query.from;
     if (!to) {
-      const due = p.schedules.filter((s) => s.at && s.timeZone).map((s) => dueThrough(s.at!, s.timeZone!, now));
-      to = due.sort().at(-1) ?? p.runs.map((r) => r.day).sort().at(-1);
+      const due = p.schedules
+        .filter((s) => s.at && s.timeZone)
+        .map((s) => dueThrough(s.at!, s.timeZone!, now));
+      to =
+        due.sort().at(-1) ??
+        p.runs
+          .map((r) => r.day)
+          .sort()
+          .at(-1);
     }
     if (!from) {
       const starts: string[] = p.runs.map((r) => r.day);
@@ -253,7 +296,17 @@ export async function loadCoverage(
       }
       from = starts.sort()[0];
     }
-    out.push(summarise({ tenant: p.tenant, dataType: p.dataType, runs: p.runs, from, to, timeZone, scheduleIds: p.schedules.map((s) => s.scheduleId) }));
+    out.push(
+      summarise({
+        tenant: p.tenant,
+        dataType: p.dataType,
+        runs: p.runs,
+        from,
+        to,
+        timeZone,
+        scheduleIds: p.schedules.map((s) => s.scheduleId),
+      }),
+    );
   }
   return out;
 }

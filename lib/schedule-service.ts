@@ -54,7 +54,10 @@ const DAY_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
 export const Day = z
   .string()
   .regex(DAY_PATTERN, 'expected yyyy-MM-dd')
-  .refine((d) => DateTime.fromISO(d, { zone: 'UTC' }).isValid && d >= '1970-01-01', 'is not a valid calendar date');
+  .refine(
+    (d) => DateTime.fromISO(d, { zone: 'UTC' }).isValid && d >= '1970-01-01',
+    'is not a valid calendar date',
+  );
 
 /** `HH:MM` (seconds allowed, for tests that need a run within seconds). */
 export const AtTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$/, 'expected HH:MM (24-hour)');
@@ -68,7 +71,11 @@ export function parseDuration(value: string): number {
 }
 
 export function formatDuration(ms: number): string {
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000]] as const) {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+  ] as const) {
     if (ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${Math.round(ms / 1000)}s`;
@@ -77,12 +84,17 @@ export function formatDuration(ms: number): string {
 export const Catchup = z
   .string()
   .regex(DURATION, 'expected a duration such as 30m, 12h or 7d')
-  .refine((v) => !DURATION.test(v) || parseDuration(v) >= MIN_CATCHUP_MS, "must be at least 10s (Temporal's minimum)")
+  .refine(
+    (v) => !DURATION.test(v) || parseDuration(v) >= MIN_CATCHUP_MS,
+    "must be at least 10s (Temporal's minimum)",
+  )
   .refine((v) => !DURATION.test(v) || parseDuration(v) <= 366 * 86_400_000, 'must be at most 366d');
 
 /** Tenant labels become parts of workflow IDs and directory names. */
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-export const ScheduleId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/, 'must be letters, digits, ".", "_" or "-"');
+export const ScheduleId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/, 'must be letters, digits, ".", "_" or "-"');
 
 /** Export options a schedule may set: all but the chunk length (a daily export is always one chunk). */
 export const ScheduleOptionsInput = ExportOptionsInput.omit({ chunkHours: true });
@@ -101,8 +113,15 @@ export function dstGapDay(at: string, zone: string, now = new Date()): string | 
   // Offsets change a few times a year: find the weeks with a change, then check each of their days.
   for (let t = start; t < end; t += week) {
     if (tz.offset(t) === tz.offset(t + week)) continue;
-    for (let d = DateTime.fromMillis(t, { zone }).startOf('day'); d.toMillis() <= t + week; d = d.plus({ days: 1 })) {
-      const wall = DateTime.fromObject({ year: d.year, month: d.month, day: d.day, hour, minute, second }, { zone });
+    for (
+      let d = DateTime.fromMillis(t, { zone }).startOf('day');
+      d.toMillis() <= t + week;
+      d = d.plus({ days: 1 })
+    ) {
+      const wall = DateTime.fromObject(
+        { year: d.year, month: d.month, day: d.day, hour, minute, second },
+        { zone },
+      );
       if (wall.hour !== hour || wall.minute !== minute) return d.toFormat('yyyy-MM-dd');
     }
   }
@@ -120,7 +139,10 @@ export const CreateScheduleInput = z
       })
       .optional(),
     at: AtTime,
-    timeZone: z.string().refine(isValidTimeZone, 'must be an IANA time zone such as Asia/Shanghai').optional(),
+    timeZone: z
+      .string()
+      .refine(isValidTimeZone, 'must be an IANA time zone such as Asia/Shanghai')
+      .optional(),
     catchup: Catchup.optional(),
     options: ScheduleOptionsInput.optional(),
     paused: z.boolean().optional(),
@@ -132,8 +154,18 @@ export type CreateScheduleInput = z.infer<typeof CreateScheduleInput>;
 export const BackfillInput = z
   .object({ from: Day, to: Day, force: z.boolean().optional() })
   .strict()
-  .refine((v) => !Day.safeParse(v.from).success || !Day.safeParse(v.to).success || v.to >= v.from, { path: ['to'], message: 'must not be before from' })
-  .refine((v) => !Day.safeParse(v.from).success || !Day.safeParse(v.to).success || v.to < v.from || daysBetween(v.from, v.to).length <= MAX_BACKFILL_DAYS, { path: ['to'], message: `a backfill covers at most ${MAX_BACKFILL_DAYS} days` });
+  .refine((v) => !Day.safeParse(v.from).success || !Day.safeParse(v.to).success || v.to >= v.from, {
+    path: ['to'],
+    message: 'must not be before from',
+  })
+  .refine(
+    (v) =>
+      !Day.safeParse(v.from).success ||
+      !Day.safeParse(v.to).success ||
+      v.to < v.from ||
+      daysBetween(v.from, v.to).length <= MAX_BACKFILL_DAYS,
+    { path: ['to'], message: `a backfill covers at most ${MAX_BACKFILL_DAYS} days` },
+  );
 export type BackfillInput = z.infer<typeof BackfillInput>;
 
 export const NoteInput = z.object({ note: z.string().max(200).optional() }).strict();
@@ -281,15 +313,34 @@ export class ScheduleService {
         `${input.at} does not exist in ${timeZone} on ${gap} (a DST change skips it) and Temporal would skip that day's run; choose a time outside the change`,
       );
     }
-    const filters = Object.fromEntries(Object.entries(input.filters ?? {}).filter(([, v]) => v !== undefined));
-    const args: DailyExportInput = { scheduleId, tenant, dataType: input.dataType, filters, timeZone, options: resolveOptions(input.options) };
+    const filters = Object.fromEntries(
+      Object.entries(input.filters ?? {}).filter(([, v]) => v !== undefined),
+    );
+    const args: DailyExportInput = {
+      scheduleId,
+      tenant,
+      dataType: input.dataType,
+      filters,
+      timeZone,
+      options: resolveOptions(input.options),
+    };
     const [hour, minute, second = 0] = input.at.split(':').map(Number) as [number, number, number?];
     const at = `${pad(hour)}:${pad(minute)}${second ? `:${pad(second)}` : ''}`;
-    const memo: ScheduleMemo = { kind: DAILY_EXPORT_MEMO, tenant, dataType: input.dataType, timeZone, at, createdBy };
+    const memo: ScheduleMemo = {
+      kind: DAILY_EXPORT_MEMO,
+      tenant,
+      dataType: input.dataType,
+      timeZone,
+      at,
+      createdBy,
+    };
     try {
       await this.client.schedule.create({
         scheduleId,
-        spec: { calendars: [{ hour, minute, second, comment: `daily at ${at} ${timeZone}` }], timezone: timeZone },
+        spec: {
+          calendars: [{ hour, minute, second, comment: `daily at ${at} ${timeZone}` }],
+          timezone: timeZone,
+        },
         action: {
           type: 'startWorkflow',
           workflowType: 'dailyExportWorkflow',
@@ -304,13 +355,20 @@ export class ScheduleService {
           ],
           staticSummary: `daily ${input.dataType} export of ${tenant}: the day before the scheduled time (${timeZone})`,
         },
-        policies: { overlap: 'ALLOW_ALL', catchupWindow: parseDuration(input.catchup ?? DEFAULT_CATCHUP), pauseOnFailure: false },
+        policies: {
+          overlap: 'ALLOW_ALL',
+          catchupWindow: parseDuration(input.catchup ?? DEFAULT_CATCHUP),
+          pauseOnFailure: false,
+        },
         state: { paused: input.paused ?? false, note: input.note ?? `created by ${createdBy}` },
         memo: memo as unknown as Record<string, unknown>,
       });
     } catch (err) {
       if (err instanceof ScheduleAlreadyRunning) {
-        throw new ScheduleError('exists', `schedule ${scheduleId} already exists; delete it first or choose another ID`);
+        throw new ScheduleError(
+          'exists',
+          `schedule ${scheduleId} already exists; delete it first or choose another ID`,
+        );
       }
       throw err;
     }
@@ -323,7 +381,9 @@ export class ScheduleService {
       if (s.action?.workflowType !== 'dailyExportWorkflow') continue;
       const memo = s.memo as Partial<ScheduleMemo> | undefined;
       const run = (at: Date | undefined, workflowId?: string): ScheduleRun | undefined =>
-        at && memo?.timeZone ? { scheduledAt: at.toISOString(), day: previousLocalDay(at, memo.timeZone).day, workflowId } : undefined;
+        at && memo?.timeZone
+          ? { scheduledAt: at.toISOString(), day: previousLocalDay(at, memo.timeZone).day, workflowId }
+          : undefined;
       const last = s.info.recentActions.at(-1);
       out.push({
         scheduleId: s.scheduleId,
@@ -340,13 +400,16 @@ export class ScheduleService {
     return out.sort((a, b) => a.scheduleId.localeCompare(b.scheduleId));
   }
 
-  private async load(scheduleId: string): Promise<{ handle: ScheduleHandle; description: ScheduleDescription; input: DailyExportInput }> {
+  private async load(
+    scheduleId: string,
+  ): Promise<{ handle: ScheduleHandle; description: ScheduleDescription; input: DailyExportInput }> {
     const handle = this.client.schedule.getHandle(scheduleId);
     let description: ScheduleDescription;
     try {
       description = await handle.describe();
     } catch (err) {
-      if (err instanceof ScheduleNotFoundError) throw new ScheduleError('not_found', `no schedule with ID ${scheduleId}`);
+      if (err instanceof ScheduleNotFoundError)
+        throw new ScheduleError('not_found', `no schedule with ID ${scheduleId}`);
       throw err;
     }
     const input = description.action.args?.[0] as DailyExportInput | undefined;
@@ -360,7 +423,9 @@ export class ScheduleService {
     const { description: d, input } = await this.load(scheduleId);
     const cal = d.spec.calendars?.[0];
     const second = cal?.second[0]?.start ?? 0;
-    const at = cal ? `${pad(cal.hour[0]?.start ?? 0)}:${pad(cal.minute[0]?.start ?? 0)}${second ? `:${pad(second)}` : ''}` : '';
+    const at = cal
+      ? `${pad(cal.hour[0]?.start ?? 0)}:${pad(cal.minute[0]?.start ?? 0)}${second ? `:${pad(second)}` : ''}`
+      : '';
     const day = (t: Date) => previousLocalDay(t, input.timeZone).day;
     return {
       scheduleId,
@@ -376,7 +441,9 @@ export class ScheduleService {
       actionsTaken: d.info.numActionsTaken,
       actionsMissedCatchupWindow: d.info.numActionsMissedCatchupWindow,
       createdAt: d.info.createdAt.toISOString(),
-      nextRuns: d.info.nextActionTimes.slice(0, 3).map((t) => ({ scheduledAt: t.toISOString(), day: day(t) })),
+      nextRuns: d.info.nextActionTimes
+        .slice(0, 3)
+        .map((t) => ({ scheduledAt: t.toISOString(), day: day(t) })),
       recentRuns: d.info.recentActions.map((a) => ({
         scheduledAt: a.scheduledAt.toISOString(),
         takenAt: a.takenAt.toISOString(),
@@ -408,12 +475,18 @@ export class ScheduleService {
 
   private refuseWhenPaused(scheduleId: string, description: ScheduleDescription, what: string): void {
     if (description.state.paused) {
-      throw new ScheduleError('paused', `schedule ${scheduleId} is paused${description.state.note ? ` (${description.state.note})` : ''}; resume it to ${what}`);
+      throw new ScheduleError(
+        'paused',
+        `schedule ${scheduleId} is paused${description.state.note ? ` (${description.state.note})` : ''}; resume it to ${what}`,
+      );
     }
   }
 
   /** Runs the schedule's action now: it exports yesterday in the tenant's zone (skipped if already verified). */
-  async trigger(scheduleId: string, now = new Date()): Promise<{ scheduleId: string; day: string; dayWorkflowId: string }> {
+  async trigger(
+    scheduleId: string,
+    now = new Date(),
+  ): Promise<{ scheduleId: string; day: string; dayWorkflowId: string }> {
     const { handle, description, input } = await this.load(scheduleId);
     this.refuseWhenPaused(scheduleId, description, 'trigger it');
     await handle.trigger('ALLOW_ALL');
@@ -427,19 +500,36 @@ export class ScheduleService {
    * their lock. With force, each day's workflow is started directly and may run again even if
    * verified (never while it runs).
    */
-  async backfill(scheduleId: string, input: BackfillInput, origin: string, now = new Date()): Promise<BackfillResult> {
+  async backfill(
+    scheduleId: string,
+    input: BackfillInput,
+    origin: string,
+    now = new Date(),
+  ): Promise<BackfillResult> {
     const { handle, description, input: action } = await this.load(scheduleId);
     this.refuseWhenPaused(scheduleId, description, 'backfill it');
     const last = lastCompleteDay(action.timeZone, now);
     if (input.to > last) {
       // A day that is not over would be exported partially and then count as verified.
-      throw new ScheduleError('invalid', `day ${input.to} is not over yet in ${action.timeZone}; the last complete day is ${last}`);
+      throw new ScheduleError(
+        'invalid',
+        `day ${input.to} is not over yet in ${action.timeZone}; the last complete day is ${last}`,
+      );
     }
     const days = daysBetween(input.from, input.to);
     const id = (day: string) => dayWorkflowId(action.tenant, action.dataType, day);
     if (!input.force) {
-      await handle.backfill({ ...backfillWindow(input.from, input.to, action.timeZone), overlap: 'ALLOW_ALL' });
-      return { scheduleId, from: input.from, to: input.to, mode: 'schedule', days: days.map((day) => ({ day, dayWorkflowId: id(day) })) };
+      await handle.backfill({
+        ...backfillWindow(input.from, input.to, action.timeZone),
+        overlap: 'ALLOW_ALL',
+      });
+      return {
+        scheduleId,
+        from: input.from,
+        to: input.to,
+        mode: 'schedule',
+        days: days.map((day) => ({ day, dayWorkflowId: id(day) })),
+      };
     }
     const out: BackfillResult['days'] = [];
     for (const day of days) {

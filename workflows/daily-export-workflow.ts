@@ -5,12 +5,35 @@ import {
   WorkflowExecutionAlreadyStartedError,
   type SearchAttributePair,
 } from '@temporalio/common';
-import { isCancellation, setCurrentDetails, startChild, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  isCancellation,
+  setCurrentDetails,
+  startChild,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { MAX_CHUNK_SECONDS } from '../domain/chunking';
 import { formatWallTime, parseWallTime, previousLocalDay, wallToInstant } from '../domain/wall-time';
-import { exportWorkflowId, type DataType, type ExportFilters, type ExportOptions, type ExportRequest, type ExportResult } from './definitions';
+import {
+  exportWorkflowId,
+  type DataType,
+  type ExportFilters,
+  type ExportOptions,
+  type ExportRequest,
+  type ExportResult,
+} from './definitions';
 import type { exportWorkflow } from './export-workflow';
-import { DataTypeKey, DayKey, ExportIdKey, ExportStateKey, KindKey, RangeBeginKey, RangeEndKey, TenantKey } from './search-attributes';
+import {
+  DataTypeKey,
+  DayKey,
+  ExportIdKey,
+  ExportStateKey,
+  KindKey,
+  RangeBeginKey,
+  RangeEndKey,
+  TenantKey,
+} from './search-attributes';
 
 /**
  * Daily exports driven by a Temporal Schedule. Two workflows, one role each:
@@ -106,7 +129,9 @@ export function dayWorkflowId(tenant: string, dataType: DataType, day: string): 
 }
 
 /** Search attributes of a day workflow at its start (the starter sets them: the schedule's run or the client). */
-export function daySearchAttributes(input: Pick<DayExportInput, 'tenant' | 'dataType' | 'timeZone' | 'day'>): SearchAttributePair[] {
+export function daySearchAttributes(
+  input: Pick<DayExportInput, 'tenant' | 'dataType' | 'timeZone' | 'day'>,
+): SearchAttributePair[] {
   const { begin, end } = dayRange(input.day);
   const instant = (wall: string) => new Date(wallToInstant(parseWallTime(wall), input.timeZone) * 1000);
   return [
@@ -153,7 +178,9 @@ export async function dailyExportWorkflow(input: DailyExportInput): Promise<Dail
   }
   const { day } = previousLocalDay(scheduled, input.timeZone);
   const workflowId = dayWorkflowId(input.tenant, input.dataType, day);
-  setCurrentDetails(`Scheduled for ${scheduled.toISOString()}: exports ${day} (${input.timeZone}) through \`${workflowId}\`.`);
+  setCurrentDetails(
+    `Scheduled for ${scheduled.toISOString()}: exports ${day} (${input.timeZone}) through \`${workflowId}\`.`,
+  );
   let handle;
   try {
     handle = await startChild(dayExportWorkflow, {
@@ -197,7 +224,12 @@ export async function dayExportWorkflow(input: DayExportInput): Promise<DayExpor
   const { begin, end } = dayRange(input.day);
   // A forced run writes a fresh directory: the verified files of the earlier run stay untouched, and
   // the export does not reuse them (an export resumes the chunks it finds on disk).
-  const stamp = input.force ? workflowInfo().startTime.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z') : undefined;
+  const stamp = input.force
+    ? workflowInfo()
+        .startTime.toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d+Z$/, 'Z')
+    : undefined;
   const exportId = dailyExportId(input.tenant, input.dataType, input.day, stamp);
   const childId = exportWorkflowId(exportId);
   upsertSearchAttributes([{ key: ExportIdKey, value: exportId }]);
@@ -223,7 +255,9 @@ export async function dayExportWorkflow(input: DayExportInput): Promise<DayExpor
     setCurrentDetails(`### Day ${input.day}: failed\n${error}`);
     return ApplicationFailure.nonRetryable(error, DAY_INCOMPLETE);
   };
-  setCurrentDetails(`### Day ${input.day}: exporting\n${begin} → ${end} (${input.timeZone}) as \`${childId}\`${input.force ? ' (forced)' : ''}.`);
+  setCurrentDetails(
+    `### Day ${input.day}: exporting\n${begin} → ${end} (${input.timeZone}) as \`${childId}\`${input.force ? ' (forced)' : ''}.`,
+  );
 
   let result: ExportResult;
   try {
@@ -271,7 +305,9 @@ export async function dayExportWorkflow(input: DayExportInput): Promise<DayExpor
   }
   const state: DayState = result.counts.verified > 0 ? 'verified' : 'empty';
   upsertSearchAttributes([{ key: ExportStateKey, value: state }]);
-  setCurrentDetails(`### Day ${input.day}: ${state}\n${result.totals.rows} rows, ${result.totals.bytes} bytes in \`${exportId}\`.`);
+  setCurrentDetails(
+    `### Day ${input.day}: ${state}\n${result.totals.rows} rows, ${result.totals.bytes} bytes in \`${exportId}\`.`,
+  );
   return {
     day: input.day,
     begin,

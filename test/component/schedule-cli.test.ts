@@ -10,12 +10,17 @@ import { summarise } from '../../lib/coverage';
  */
 
 let closedPort: number;
-const saved = { TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS, TENANT_TIME_ZONE: process.env.TENANT_TIME_ZONE };
+const saved = {
+  TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS,
+  TENANT_TIME_ZONE: process.env.TENANT_TIME_ZONE,
+};
 
 beforeAll(async () => {
   // A port that was free a moment ago and has nothing listening: connections are refused at once.
   const server: Server = createServer();
-  closedPort = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+  closedPort = await new Promise<number>((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)),
+  );
   await new Promise((r) => server.close(r));
   process.env.TEMPORAL_ADDRESS = `127.0.0.1:${closedPort}`;
   process.env.TENANT_TIME_ZONE = 'Asia/Shanghai';
@@ -30,13 +35,29 @@ afterAll(() => {
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runCli(argv, { out: (l) => out.push(l), err: (l) => err.push(l), tty: false, status: () => undefined });
+  const code = await runCli(argv, {
+    out: (l) => out.push(l),
+    err: (l) => err.push(l),
+    tty: false,
+    status: () => undefined,
+  });
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
 describe('ccfs-export schedule', () => {
   it('names every bad field of a schedule and exits 1 before connecting to Temporal', async () => {
-    const r = await run('schedule', 'create', '--type', 'call', '--at', '25:00', '--time-zone', 'Mars/Base', '--catchup', 'a week');
+    const r = await run(
+      'schedule',
+      'create',
+      '--type',
+      'call',
+      '--at',
+      '25:00',
+      '--time-zone',
+      'Mars/Base',
+      '--catchup',
+      'a week',
+    );
     expect(r.code).toBe(1);
     expect(r.err).toContain('invalid schedule:');
     expect(r.err).toMatch(/at: expected HH:MM/);
@@ -52,10 +73,26 @@ describe('ccfs-export schedule', () => {
   });
 
   it('refuses a backfill whose end is before its start, or whose days are not calendar days', async () => {
-    const inverted = await run('schedule', 'backfill', 'ccfs-daily-default-call', '--from', '2024-03-12', '--to', '2024-03-08');
+    const inverted = await run(
+      'schedule',
+      'backfill',
+      'ccfs-daily-default-call',
+      '--from',
+      '2024-03-12',
+      '--to',
+      '2024-03-08',
+    );
     expect(inverted.code).toBe(1);
     expect(inverted.err).toMatch(/to: must not be before from/);
-    const bad = await run('schedule', 'backfill', 'ccfs-daily-default-call', '--from', '2024-02-30', '--to', '2024-03-01');
+    const bad = await run(
+      'schedule',
+      'backfill',
+      'ccfs-daily-default-call',
+      '--from',
+      '2024-02-30',
+      '--to',
+      '2024-03-01',
+    );
     expect(bad.code).toBe(1);
     expect(bad.err).toMatch(/from: is not a valid calendar date/);
   });

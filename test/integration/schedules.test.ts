@@ -6,7 +6,11 @@ import { createCli } from '../../cli/main';
 import { loadConfig } from '../../lib/config';
 import type { PairCoverage } from '../../lib/coverage';
 import type { BackfillResult, ScheduleView } from '../../lib/schedule-service';
-import type { dailyExportWorkflow, DayExportResult, dayExportWorkflow } from '../../workflows/daily-export-workflow';
+import type {
+  dailyExportWorkflow,
+  DayExportResult,
+  dayExportWorkflow,
+} from '../../workflows/daily-export-workflow';
 import { dayWorkflowId } from '../../workflows/daily-export-workflow';
 import { exportWorkflowId } from '../../workflows/definitions';
 import { readManifest } from '../support/exports';
@@ -29,7 +33,11 @@ const DAYS = ['2024-03-08', '2024-03-09', '2024-03-10', '2024-03-11', '2024-03-1
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await fn();
@@ -61,7 +69,12 @@ async function dayOutcome(client: Client, workflowId: string, after = new Date(0
   });
 }
 
-async function api<T>(stack: Stack, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
+async function api<T>(
+  stack: Stack,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: T }> {
   const res = await fetch(`${stack.apiUrl}${path}`, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
@@ -94,10 +107,17 @@ describe('daily exports on Temporal Schedules', () => {
     const out: string[] = [];
     const err: string[] = [];
     const config = loadConfig(
-      { TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_TASK_QUEUE: stack.taskQueue, TENANT_TIME_ZONE: 'Asia/Shanghai' },
+      {
+        TEMPORAL_ADDRESS: inject('temporalAddress'),
+        TEMPORAL_TASK_QUEUE: stack.taskQueue,
+        TENANT_TIME_ZONE: 'Asia/Shanghai',
+      },
       '',
     );
-    const program = createCli({ out: (l) => out.push(l), err: (l) => err.push(l), tty: false, status: () => undefined }, () => config);
+    const program = createCli(
+      { out: (l) => out.push(l), err: (l) => err.push(l), tty: false, status: () => undefined },
+      () => config,
+    );
     await program.parseAsync(argv, { from: 'user' });
     return { out: out.join('\n'), err: err.join('\n') };
   }
@@ -114,24 +134,48 @@ describe('daily exports on Temporal Schedules', () => {
     expect(created.status).toBe(201);
     const id = created.json.scheduleId;
     expect(id).toBe('ccfs-daily-acc0001-call_record');
-    expect(created.json).toMatchObject({ at: '01:30', timeZone: 'Asia/Shanghai', catchupWindow: '3d', overlap: 'ALLOW_ALL', paused: false });
+    expect(created.json).toMatchObject({
+      at: '01:30',
+      timeZone: 'Asia/Shanghai',
+      catchupWindow: '3d',
+      overlap: 'ALLOW_ALL',
+      paused: false,
+    });
 
-    const backfill = await api<BackfillResult>(stack, 'POST', `/schedules/${id}/backfill`, { from: DAYS[0], to: DAYS[4] });
+    const backfill = await api<BackfillResult>(stack, 'POST', `/schedules/${id}/backfill`, {
+      from: DAYS[0],
+      to: DAYS[4],
+    });
     expect(backfill.status).toBe(202);
     expect(backfill.json.days.map((d) => d.day)).toEqual(DAYS);
 
-    const outcomes = await Promise.all(DAYS.map((day) => dayOutcome(stack.client, dayWorkflowId('acc0001', 'call_record', day))));
+    const outcomes = await Promise.all(
+      DAYS.map((day) => dayOutcome(stack.client, dayWorkflowId('acc0001', 'call_record', day))),
+    );
     for (const [i, day] of DAYS.entries()) {
       const result = outcomes[i]!.result!;
-      expect(result).toMatchObject({ day, state: 'verified', exportId: `daily-acc0001-call_record-${day}`, timeZone: 'Asia/Shanghai' });
+      expect(result).toMatchObject({
+        day,
+        state: 'verified',
+        exportId: `daily-acc0001-call_record-${day}`,
+        timeZone: 'Asia/Shanghai',
+      });
       const manifest = await readManifest(result.manifestPath);
-      expect(manifest.chunks.map((c) => [c.begin, c.end, c.state])).toEqual([[`${day} 00:00:00`, `${DAYS[i + 1] ?? '2024-03-13'} 00:00:00`, 'verified']]);
+      expect(manifest.chunks.map((c) => [c.begin, c.end, c.state])).toEqual([
+        [`${day} 00:00:00`, `${DAYS[i + 1] ?? '2024-03-13'} 00:00:00`, 'verified'],
+      ]);
     }
-    expect(queriedRanges(stack, 'call_record').sort()).toEqual(DAYS.map((d, i) => [`${d} 00:00:00`, `${DAYS[i + 1] ?? '2024-03-13'} 00:00:00`]));
+    expect(queriedRanges(stack, 'call_record').sort()).toEqual(
+      DAYS.map((d, i) => [`${d} 00:00:00`, `${DAYS[i + 1] ?? '2024-03-13'} 00:00:00`]),
+    );
 
     // The exports carry the same search attributes as API-started ones, plus the day.
-    const exportDescription = await stack.client.workflow.getHandle(exportWorkflowId('daily-acc0001-call_record-2024-03-10')).describe();
-    const attrs = Object.fromEntries(exportDescription.typedSearchAttributes.getAll().map((p) => [p.key.name, p.value]));
+    const exportDescription = await stack.client.workflow
+      .getHandle(exportWorkflowId('daily-acc0001-call_record-2024-03-10'))
+      .describe();
+    const attrs = Object.fromEntries(
+      exportDescription.typedSearchAttributes.getAll().map((p) => [p.key.name, p.value]),
+    );
     expect(attrs).toMatchObject({
       CcfsExportId: 'daily-acc0001-call_record-2024-03-10',
       CcfsTenant: 'acc0001',
@@ -144,14 +188,19 @@ describe('daily exports on Temporal Schedules', () => {
     });
 
     const before = stack.sim.simulator.inspect();
-    const again = await api<BackfillResult>(stack, 'POST', `/schedules/${id}/backfill`, { from: DAYS[0], to: DAYS[4] });
+    const again = await api<BackfillResult>(stack, 'POST', `/schedules/${id}/backfill`, {
+      from: DAYS[0],
+      to: DAYS[4],
+    });
     expect(again.status).toBe(202);
     const schedule = await until('the second backfill to finish', async () => {
       const d = (await api<ScheduleView>(stack, 'GET', `/schedules/${id}`)).json;
       return d.actionsTaken >= 10 && d.runningWorkflowIds.length === 0 ? d : undefined;
     });
     const skipped = await Promise.all(
-      schedule.recentRuns.slice(-5).map((r) => stack.client.workflow.getHandle<typeof dailyExportWorkflow>(r.workflowId!).result()),
+      schedule.recentRuns
+        .slice(-5)
+        .map((r) => stack.client.workflow.getHandle<typeof dailyExportWorkflow>(r.workflowId!).result()),
     );
     expect(skipped.map((r) => [r.day, r.outcome]).sort()).toEqual(DAYS.map((d) => [d, 'skipped']));
     const after = stack.sim.simulator.inspect();
@@ -159,39 +208,82 @@ describe('daily exports on Temporal Schedules', () => {
     expect(after.queries).toEqual(before.queries);
 
     // --force exports a verified day again, into a new directory; the verified one stays.
-    const forced = await api<BackfillResult>(stack, 'POST', `/schedules/${id}/backfill`, { from: '2024-03-09', to: '2024-03-09', force: true });
+    const forced = await api<BackfillResult>(stack, 'POST', `/schedules/${id}/backfill`, {
+      from: '2024-03-09',
+      to: '2024-03-09',
+      force: true,
+    });
     expect(forced.json).toMatchObject({ mode: 'force', days: [{ day: '2024-03-09', started: true }] });
-    const rerun = await dayOutcome(stack.client, dayWorkflowId('acc0001', 'call_record', '2024-03-09'), outcomes[1]!.startTime);
+    const rerun = await dayOutcome(
+      stack.client,
+      dayWorkflowId('acc0001', 'call_record', '2024-03-09'),
+      outcomes[1]!.startTime,
+    );
     expect(rerun.result?.state).toBe('verified');
     expect(rerun.result?.exportId).toMatch(/^daily-acc0001-call_record-2024-03-09-f\d{8}T\d{6}Z$/);
     expect(stack.sim.simulator.inspect().downloads.length).toBe(before.downloads.length + 1);
   });
 
   it('exports the 23-hour DST day of America/New_York with exactly its hours, created and backfilled through the CLI', async () => {
-    const created = await cli('schedule', 'create', '--type', 'call', '--account-id', 'acc0001', '--at', '01:30', '--time-zone', 'America/New_York', '--callback-timeout', '20', '--json');
+    const created = await cli(
+      'schedule',
+      'create',
+      '--type',
+      'call',
+      '--account-id',
+      'acc0001',
+      '--at',
+      '01:30',
+      '--time-zone',
+      'America/New_York',
+      '--callback-timeout',
+      '20',
+      '--json',
+    );
     const view = JSON.parse(created.out) as ScheduleView;
-    expect(view).toMatchObject({ scheduleId: 'ccfs-daily-acc0001-call', at: '01:30', timeZone: 'America/New_York', catchupWindow: '7d' });
+    expect(view).toMatchObject({
+      scheduleId: 'ccfs-daily-acc0001-call',
+      at: '01:30',
+      timeZone: 'America/New_York',
+      catchupWindow: '7d',
+    });
 
     const filled = await cli('schedule', 'backfill', view.scheduleId, '--from', DAYS[0]!, '--to', DAYS[4]!);
     expect(filled.out).toContain('backfill of 5 day(s)');
-    const outcomes = await Promise.all(DAYS.map((day) => dayOutcome(stack.client, dayWorkflowId('acc0001', 'call', day))));
+    const outcomes = await Promise.all(
+      DAYS.map((day) => dayOutcome(stack.client, dayWorkflowId('acc0001', 'call', day))),
+    );
     const hours: Record<string, number> = {};
     for (const [i, day] of DAYS.entries()) {
       const result = outcomes[i]!.result!;
       expect(result.state).toBe('verified');
-      expect([result.begin, result.end]).toEqual([`${day} 00:00:00`, `${DAYS[i + 1] ?? '2024-03-13'} 00:00:00`]);
+      expect([result.begin, result.end]).toEqual([
+        `${day} 00:00:00`,
+        `${DAYS[i + 1] ?? '2024-03-13'} 00:00:00`,
+      ]);
       const manifest = await readManifest(result.manifestPath);
       expect(manifest.chunks).toHaveLength(1);
       const d = await stack.client.workflow.getHandle(result.exportWorkflowId).describe();
-      const attr = (name: string) => d.typedSearchAttributes.getAll().find((p) => p.key.name === name)?.value as Date;
+      const attr = (name: string) =>
+        d.typedSearchAttributes.getAll().find((p) => p.key.name === name)?.value as Date;
       hours[day] = (attr('CcfsRangeEnd').getTime() - attr('CcfsRangeBegin').getTime()) / 3_600_000;
     }
-    expect(hours).toEqual({ '2024-03-08': 24, '2024-03-09': 24, '2024-03-10': 23, '2024-03-11': 24, '2024-03-12': 24 });
+    expect(hours).toEqual({
+      '2024-03-08': 24,
+      '2024-03-09': 24,
+      '2024-03-10': 23,
+      '2024-03-11': 24,
+      '2024-03-12': 24,
+    });
     expect(queriedRanges(stack, 'call')).toContainEqual(['2024-03-10 00:00:00', '2024-03-11 00:00:00']);
 
     // The 23-hour day holds exactly the rows CC-FS has for it.
     const dst = outcomes[2]!.result!;
-    const expected = stack.sim.simulator.rowKeys({ beginTime: dst.begin, endTime: dst.end, dataType: 'call' });
+    const expected = stack.sim.simulator.rowKeys({
+      beginTime: dst.begin,
+      endTime: dst.end,
+      dataType: 'call',
+    });
     const manifest = await readManifest(dst.manifestPath);
     expect(manifest.chunks[0]).toMatchObject({ state: 'verified', rows: expected.call.length });
 
@@ -206,17 +298,30 @@ describe('daily exports on Temporal Schedules', () => {
     const at = DateTime.utc().plus({ seconds: 6 }).toFormat('HH:mm:ss');
     const base = { at, timeZone: 'UTC', options: TEST_OPTIONS };
     const control = await api<ScheduleView>(stack, 'POST', '/schedules', { ...base, dataType: 'call' });
-    const paused = await api<ScheduleView>(stack, 'POST', '/schedules', { ...base, dataType: 'record', paused: true });
+    const paused = await api<ScheduleView>(stack, 'POST', '/schedules', {
+      ...base,
+      dataType: 'record',
+      paused: true,
+    });
     expect([control.status, paused.status]).toEqual([201, 201]);
     const pausedId = paused.json.scheduleId;
-    const pause = await api<ScheduleView>(stack, 'POST', `/schedules/${pausedId}/pause`, { note: 'CC-FS maintenance' });
+    const pause = await api<ScheduleView>(stack, 'POST', `/schedules/${pausedId}/pause`, {
+      note: 'CC-FS maintenance',
+    });
     expect(pause.json).toMatchObject({ paused: true, note: 'CC-FS maintenance' });
 
-    const trigger = await api<{ error: string; message: string }>(stack, 'POST', `/schedules/${pausedId}/trigger`);
+    const trigger = await api<{ error: string; message: string }>(
+      stack,
+      'POST',
+      `/schedules/${pausedId}/trigger`,
+    );
     expect(trigger.status).toBe(409);
     expect(trigger.json).toMatchObject({ error: 'paused' });
     expect(trigger.json.message).toContain('CC-FS maintenance');
-    const backfill = await api<{ error: string }>(stack, 'POST', `/schedules/${pausedId}/backfill`, { from: '2024-03-08', to: '2024-03-08' });
+    const backfill = await api<{ error: string }>(stack, 'POST', `/schedules/${pausedId}/backfill`, {
+      from: '2024-03-08',
+      to: '2024-03-08',
+    });
     expect(backfill.status).toBe(409);
 
     // The control's own scheduled run exports the day before its scheduled time (UTC).
@@ -225,19 +330,31 @@ describe('daily exports on Temporal Schedules', () => {
       return d.recentRuns[0];
     });
     expect(ran.scheduledAt.slice(11, 19)).toBe(at);
-    expect(ran.day).toBe(DateTime.fromISO(ran.scheduledAt, { zone: 'UTC' }).minus({ days: 1 }).toFormat('yyyy-MM-dd'));
+    expect(ran.day).toBe(
+      DateTime.fromISO(ran.scheduledAt, { zone: 'UTC' }).minus({ days: 1 }).toFormat('yyyy-MM-dd'),
+    );
     const outcome = await dayOutcome(stack.client, dayWorkflowId('default', 'call', ran.day));
     expect(outcome.result?.state).toBe('verified');
 
     const described = (await api<ScheduleView>(stack, 'GET', `/schedules/${pausedId}`)).json;
-    expect(described).toMatchObject({ paused: true, actionsTaken: 0, recentRuns: [], runningWorkflowIds: [] });
-    await expect(stack.client.workflow.getHandle(dayWorkflowId('default', 'record', ran.day)).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    expect(described).toMatchObject({
+      paused: true,
+      actionsTaken: 0,
+      recentRuns: [],
+      runningWorkflowIds: [],
+    });
+    await expect(
+      stack.client.workflow.getHandle(dayWorkflowId('default', 'record', ran.day)).describe(),
+    ).rejects.toBeInstanceOf(WorkflowNotFoundError);
 
     const resumed = await api<ScheduleView>(stack, 'POST', `/schedules/${pausedId}/resume`);
     expect(resumed.json.paused).toBe(false);
     const list = await api<{ schedules: Array<{ scheduleId: string }> }>(stack, 'GET', '/schedules');
-    expect(list.json.schedules.map((s) => s.scheduleId)).toEqual(expect.arrayContaining([control.json.scheduleId, pausedId]));
-    for (const id of [control.json.scheduleId, pausedId]) expect((await api(stack, 'DELETE', `/schedules/${id}`)).status).toBe(204);
+    expect(list.json.schedules.map((s) => s.scheduleId)).toEqual(
+      expect.arrayContaining([control.json.scheduleId, pausedId]),
+    );
+    for (const id of [control.json.scheduleId, pausedId])
+      expect((await api(stack, 'DELETE', `/schedules/${id}`)).status).toBe(204);
     expect((await api(stack, 'GET', `/schedules/${pausedId}`)).status).toBe(404);
   });
 
@@ -253,7 +370,11 @@ describe('daily exports on Temporal Schedules', () => {
     const id = created.json.scheduleId;
     const wf = (day: string) => dayWorkflowId('acc0001', 'record', day);
     const coverage = async () => {
-      const res = await api<{ coverage: PairCoverage[] }>(stack, 'GET', `/coverage?tenant=acc0001&dataType=record&from=${DAYS[0]}&to=${DAYS[4]}`);
+      const res = await api<{ coverage: PairCoverage[] }>(
+        stack,
+        'GET',
+        `/coverage?tenant=acc0001&dataType=record&from=${DAYS[0]}&to=${DAYS[4]}`,
+      );
       expect(res.status).toBe(200);
       return res.json.coverage;
     };
@@ -273,7 +394,13 @@ describe('daily exports on Temporal Schedules', () => {
       const [c] = await coverage();
       return c && c.counts.verified === 4 && c.counts.failed === 1 ? c : undefined;
     });
-    expect(gap).toMatchObject({ tenant: 'acc0001', dataType: 'record', timeZone: 'Asia/Shanghai', scheduleIds: [id], completeThrough: '2024-03-09' });
+    expect(gap).toMatchObject({
+      tenant: 'acc0001',
+      dataType: 'record',
+      timeZone: 'Asia/Shanghai',
+      scheduleIds: [id],
+      completeThrough: '2024-03-09',
+    });
     expect(gap.ranges.map((r) => [r.from, r.to, r.state])).toEqual([
       ['2024-03-08', '2024-03-09', 'verified'],
       ['2024-03-10', '2024-03-10', 'failed'],
@@ -282,7 +409,17 @@ describe('daily exports on Temporal Schedules', () => {
     expect(gap.attention.map((d) => [d.day, d.state])).toEqual([['2024-03-10', 'failed']]);
     expect(gap.attention[0]!.error).toMatch(/ended completed_with_failures.*HTTP 500/);
 
-    const printed = await cli('coverage', '--tenant', 'acc0001', '--type', 'record', '--from', DAYS[0]!, '--to', DAYS[4]!);
+    const printed = await cli(
+      'coverage',
+      '--tenant',
+      'acc0001',
+      '--type',
+      'record',
+      '--from',
+      DAYS[0]!,
+      '--to',
+      DAYS[4]!,
+    );
     expect(printed.out).toContain('acc0001 / record (Asia/Shanghai): complete through 2024-03-09');
     expect(printed.out).toMatch(/! 2024-03-10 failed: /);
 
@@ -300,19 +437,40 @@ describe('daily exports on Temporal Schedules', () => {
   });
 
   it('refuses a time inside a DST gap, a second schedule for the same tenant and type, and unknown schedules', async () => {
-    const gap = await api<{ error: string; message: string }>(stack, 'POST', '/schedules', { dataType: 'call', at: '02:30', timeZone: 'America/New_York' });
+    const gap = await api<{ error: string; message: string }>(stack, 'POST', '/schedules', {
+      dataType: 'call',
+      at: '02:30',
+      timeZone: 'America/New_York',
+    });
     expect(gap.status).toBe(400);
     expect(gap.json.message).toMatch(/02:30 does not exist in America\/New_York/);
-    const first = await api(stack, 'POST', '/schedules', { dataType: 'call_record', at: '03:00', paused: true });
+    const first = await api(stack, 'POST', '/schedules', {
+      dataType: 'call_record',
+      at: '03:00',
+      paused: true,
+    });
     expect(first.status).toBe(201);
-    const again = await api<{ error: string }>(stack, 'POST', '/schedules', { dataType: 'call_record', at: '04:00' });
+    const again = await api<{ error: string }>(stack, 'POST', '/schedules', {
+      dataType: 'call_record',
+      at: '04:00',
+    });
     expect(again).toMatchObject({ status: 409, json: { error: 'exists' } });
     expect((await api(stack, 'POST', '/schedules/no-such-schedule/trigger')).status).toBe(404);
     const future = DateTime.now().setZone('Asia/Shanghai').toFormat('yyyy-MM-dd');
-    const today = await api<{ message: string }>(stack, 'POST', '/schedules/ccfs-daily-default-call_record/backfill', { from: future, to: future });
+    const today = await api<{ message: string }>(
+      stack,
+      'POST',
+      '/schedules/ccfs-daily-default-call_record/backfill',
+      { from: future, to: future },
+    );
     expect(today.status).toBe(409); // paused first
     await api(stack, 'POST', '/schedules/ccfs-daily-default-call_record/resume');
-    const notOver = await api<{ message: string }>(stack, 'POST', '/schedules/ccfs-daily-default-call_record/backfill', { from: future, to: future });
+    const notOver = await api<{ message: string }>(
+      stack,
+      'POST',
+      '/schedules/ccfs-daily-default-call_record/backfill',
+      { from: future, to: future },
+    );
     expect(notOver.status).toBe(400);
     expect(notOver.json.message).toMatch(/is not over yet/);
     await api(stack, 'DELETE', '/schedules/ccfs-daily-default-call_record');

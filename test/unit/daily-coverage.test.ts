@@ -52,30 +52,48 @@ describe('coverage of daily exports', () => {
   });
 
   it('has no complete-through day when the first day of the window is not exported', () => {
-    const c = summarise({ tenant: 'acc1', dataType: 'call', runs: [run('2024-03-08', 'FAILED', 'failed'), run('2024-03-09', 'COMPLETED', 'verified')] });
+    const c = summarise({
+      tenant: 'acc1',
+      dataType: 'call',
+      runs: [run('2024-03-08', 'FAILED', 'failed'), run('2024-03-09', 'COMPLETED', 'verified')],
+    });
     expect(c.from).toBe('2024-03-08');
     expect(c.to).toBe('2024-03-09');
     expect(c.completeThrough).toBeNull();
   });
 
   it('counts a failed day as verified once a later run completes it', () => {
-    const d = dayState('2024-03-10', [run('2024-03-10', 'FAILED', 'failed'), run('2024-03-10', 'COMPLETED', 'verified')]);
+    const d = dayState('2024-03-10', [
+      run('2024-03-10', 'FAILED', 'failed'),
+      run('2024-03-10', 'COMPLETED', 'verified'),
+    ]);
     expect(d).toMatchObject({ state: 'verified', runs: 2 });
   });
 
   it('keeps a verified day verified while a forced re-export runs or after it fails, naming the verified export', () => {
     const verified = run('2024-03-10', 'COMPLETED', 'verified');
-    const forcedRunning = run('2024-03-10', 'RUNNING', 'running', { exportId: 'daily-acc1-call-2024-03-10-f20240320T000000Z' });
-    expect(dayState('2024-03-10', [verified, forcedRunning])).toMatchObject({ state: 'verified', exportId: 'daily-acc1-call-2024-03-10' });
+    const forcedRunning = run('2024-03-10', 'RUNNING', 'running', {
+      exportId: 'daily-acc1-call-2024-03-10-f20240320T000000Z',
+    });
+    expect(dayState('2024-03-10', [verified, forcedRunning])).toMatchObject({
+      state: 'verified',
+      exportId: 'daily-acc1-call-2024-03-10',
+    });
     const forcedFailed = run('2024-03-10', 'TERMINATED', undefined);
     expect(dayState('2024-03-10', [verified, forcedFailed])).toMatchObject({ state: 'verified' });
   });
 
   it('names the latest of several failed runs and treats termination, cancellation and timeouts as failed', () => {
     for (const status of ['TERMINATED', 'CANCELLED', 'TIMED_OUT']) {
-      expect(dayState('2024-03-10', [run('2024-03-10', status)])).toMatchObject({ state: 'failed', error: `day workflow ${status.toLowerCase()}` });
+      expect(dayState('2024-03-10', [run('2024-03-10', status)])).toMatchObject({
+        state: 'failed',
+        error: `day workflow ${status.toLowerCase()}`,
+      });
     }
-    const d = dayState('2024-03-10', [run('2024-03-10', 'FAILED', 'failed', { error: 'first' }), run('2024-03-10', 'FAILED', 'failed', { error: 'second' })]);
+    const d = dayState('2024-03-10', [
+      run('2024-03-10', 'FAILED', 'failed', { error: 'first' }),
+      run('2024-03-10', 'FAILED', 'failed', { error: 'second' }),
+    ]);
     expect(d.error).toBe('second');
   });
 

@@ -61,8 +61,14 @@ describe('day of a scheduled daily run', () => {
   });
 
   it('exports exactly 23 and 25 hours for the DST days of Europe/Berlin', () => {
-    expect(dailyPlan('2024-04-01T06:00:00Z', 'Europe/Berlin')).toMatchObject({ day: '2024-03-31', hours: 23 });
-    expect(dailyPlan('2024-10-28T06:00:00Z', 'Europe/Berlin')).toMatchObject({ day: '2024-10-27', hours: 25 });
+    expect(dailyPlan('2024-04-01T06:00:00Z', 'Europe/Berlin')).toMatchObject({
+      day: '2024-03-31',
+      hours: 23,
+    });
+    expect(dailyPlan('2024-10-28T06:00:00Z', 'Europe/Berlin')).toMatchObject({
+      day: '2024-10-27',
+      hours: 25,
+    });
   });
 
   it('derives the day from the scheduled time, so a catch-up run days later exports the day it stood for', () => {
@@ -74,7 +80,13 @@ describe('day of a scheduled daily run', () => {
     expect(dayRange('2024-02-28')).toEqual({ begin: '2024-02-28 00:00:00', end: '2024-02-29 00:00:00' });
     expect(nextDay('2024-02-29')).toBe('2024-03-01');
     expect(nextDay('2023-12-31')).toBe('2024-01-01');
-    expect(daysBetween('2024-02-27', '2024-03-02')).toEqual(['2024-02-27', '2024-02-28', '2024-02-29', '2024-03-01', '2024-03-02']);
+    expect(daysBetween('2024-02-27', '2024-03-02')).toEqual([
+      '2024-02-27',
+      '2024-02-28',
+      '2024-02-29',
+      '2024-03-01',
+      '2024-03-02',
+    ]);
     expect(() => dayRange('2024-3-1')).toThrow(/yyyy-MM-dd/);
   });
 
@@ -96,7 +108,10 @@ describe('backfill window', () => {
     const days: string[] = [];
     const startDay = DateTime.fromJSDate(window.start, { zone }).minus({ days: 2 });
     for (let d = startDay; d.toJSDate() <= window.end; d = d.plus({ days: 1 })) {
-      const t = DateTime.fromObject({ year: d.year, month: d.month, day: d.day, hour, minute }, { zone }).toJSDate();
+      const t = DateTime.fromObject(
+        { year: d.year, month: d.month, day: d.day, hour, minute },
+        { zone },
+      ).toJSDate();
       if (t >= window.start && t <= window.end) days.push(previousLocalDay(t, zone).day);
     }
     return days;
@@ -106,7 +121,13 @@ describe('backfill window', () => {
     for (const at of ['00:00', '01:30', '12:00', '23:59']) {
       for (const zone of ['Asia/Shanghai', 'America/New_York', 'UTC']) {
         const w = backfillWindow('2024-03-08', '2024-03-12', zone);
-        expect(actionDays(at, zone, w), `${at} ${zone}`).toEqual(['2024-03-08', '2024-03-09', '2024-03-10', '2024-03-11', '2024-03-12']);
+        expect(actionDays(at, zone, w), `${at} ${zone}`).toEqual([
+          '2024-03-08',
+          '2024-03-09',
+          '2024-03-10',
+          '2024-03-11',
+          '2024-03-12',
+        ]);
       }
     }
   });
