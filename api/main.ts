@@ -6,6 +6,7 @@ import { Metrics } from '../lib/metrics';
 import { temporalConnectionOptions } from '../lib/temporal';
 import { callbackKeyFromConfig, Tenants } from '../lib/tenants';
 import { createApp } from './app';
+import { createApiServer } from './tls';
 
 /** The API process: management API and CC-FS callback endpoint, until SIGINT/SIGTERM. */
 async function main(): Promise<void> {
@@ -33,14 +34,15 @@ async function main(): Promise<void> {
     logger,
     metrics: new Metrics(),
   });
-  const server = app.listen(config.API_PORT, config.API_HOST);
+  const { server, protocol } = createApiServer(app, { certFile: config.API_TLS_CERT_FILE, keyFile: config.API_TLS_KEY_FILE });
+  server.listen(config.API_PORT, config.API_HOST);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(err.code === 'EADDRINUSE' ? new Error(`API_PORT ${config.API_PORT} is already in use; set API_PORT to a free port`) : err),
     );
   });
-  logger.info({ port: config.API_PORT, tenants: tenants.ids() }, 'api listening');
+  logger.info({ port: config.API_PORT, protocol, tenants: tenants.ids() }, 'api listening');
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);

@@ -96,6 +96,9 @@ export const EnvSchema = z.object({
 
   API_PORT: port.default(3000),
   API_HOST: z.string().default('0.0.0.0'),
+  /** PEM certificate (chain) and key: the API serves HTTPS itself, as CC-FS calls an https callback URL. */
+  API_TLS_CERT_FILE: optionalString,
+  API_TLS_KEY_FILE: optionalString,
   API_TOKENS: z
     .string()
     .optional()
