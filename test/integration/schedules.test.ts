@@ -14,7 +14,7 @@ import type {
 import { dayWorkflowId } from '../../workflows/daily-export-workflow';
 import { exportWorkflowId } from '../../workflows/definitions';
 import { readManifest } from '../support/exports';
-import { startStack, type Stack } from '../support/stack';
+import { startStack, TEST_SK, type Stack } from '../support/stack';
 
 /**
  * Issue 6 against the real dev server: schedules created through the API and the CLI, backfilled over
@@ -474,5 +474,20 @@ describe('daily exports on Temporal Schedules', () => {
     expect(notOver.status).toBe(400);
     expect(notOver.json.message).toMatch(/is not over yet/);
     await api(stack, 'DELETE', '/schedules/ccfs-daily-default-call_record');
+  });
+
+  it('keeps the SK out of the schedules and out of the histories of their runs', async () => {
+    const texts: string[] = [];
+    for await (const s of stack.client.schedule.list()) {
+      texts.push(JSON.stringify((await stack.client.schedule.getHandle(s.scheduleId).describe()).raw));
+    }
+    const query = `TaskQueue = '${stack.taskQueue}' AND WorkflowType IN ('dailyExportWorkflow', 'dayExportWorkflow')`;
+    for await (const wf of stack.client.workflow.list({ query })) {
+      texts.push(
+        JSON.stringify(await stack.client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory()),
+      );
+    }
+    expect(texts.length).toBeGreaterThan(20);
+    for (const text of texts) expect(text).not.toContain(TEST_SK);
   });
 });
