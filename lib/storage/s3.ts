@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
-import { GetObjectCommand, HeadObjectCommand, S3Client, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, S3Client, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Logger } from '../logger';
 import type { OutputPublisher, PublishedObject, PublishOptions } from './publisher';
@@ -107,10 +107,15 @@ export class S3Publisher implements OutputPublisher {
     opts: PublishOptions = {},
   ): Promise<PublishedObject> {
     const key = this.key(input.exportId, input.file);
-    // A retried activity may find its ZIP already there, verified by an earlier attempt.
+    // A retried activity may find its ZIP already there from an earlier attempt: kept only when the
+    // store's checksum matches the local file's (metadata alone could describe a different body).
     const existing = await this.#head(key);
-    if (existing?.Metadata?.sha256 === input.sha256 && existing.ContentLength === input.bytes) {
-      return { location: this.location(key), bytes: input.bytes, verifiedBy: 'already-present' };
+    if (existing?.Metadata?.sha256 === input.sha256 && existing.ContentLength === input.bytes && existing.ChecksumSHA256) {
+      const hasher = new PartHasher(this.#options.partSize);
+      for await (const chunk of createReadStream(input.path).pipe(hasher)) void chunk;
+      if (hasher.whole.copy().digest('hex') === input.sha256 && checksumMatches(existing.ChecksumSHA256, hasher.expected())) {
+        return { location: this.location(key), bytes: input.bytes, verifiedBy: 'already-present' };
+      }
     }
     return this.#put(key, input.path, { contentType: 'application/zip', sha256: input.sha256, bytes: input.bytes }, opts);
   }
@@ -172,6 +177,18 @@ export class S3Publisher implements OutputPublisher {
       source.destroy();
     }
 
+    try {
+      const verifiedBy = await this.#verify(key, path, size, sha256, hasher, opts.signal);
+      this.#options.logger?.debug({ location: this.location(key), bytes: size, verifiedBy }, 'published to S3');
+      return { location: this.location(key), bytes: size, verifiedBy };
+    } catch (err) {
+      // Never leave an object whose metadata vouches for bytes it does not hold.
+      await this.#client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async #verify(key: string, path: string, size: number, sha256: string, hasher: PartHasher, signal?: AbortSignal): Promise<PublishedObject['verifiedBy']> {
     const read = hasher.whole.copy().digest('hex');
     if (read !== sha256) throw new S3VerificationError(`${path} changed while it was uploaded (sha256 ${read}, expected ${sha256})`);
     const expected = hasher.expected();
@@ -180,22 +197,16 @@ export class S3Publisher implements OutputPublisher {
     if (head.ContentLength !== size) {
       throw new S3VerificationError(`${this.location(key)} has ${head.ContentLength} bytes, the local file ${size}`);
     }
-    let verifiedBy: PublishedObject['verifiedBy'];
     if (head.ChecksumSHA256) {
-      // AWS reports a composite checksum as `<base64>-<parts>`; some S3-compatible stores omit the suffix.
-      const [stored, parts] = head.ChecksumSHA256.split('-');
-      if (stored !== expected.value || (parts !== undefined && Number(parts) !== expected.parts)) {
+      if (!checksumMatches(head.ChecksumSHA256, expected)) {
         throw new S3VerificationError(`${this.location(key)}: stored checksum ${head.ChecksumSHA256} is not the local file's ${expected.value}`);
       }
-      verifiedBy = expected.kind;
-    } else {
-      // A store without additional checksums: read the object back.
-      const got = await this.#readBackSha256(key, opts.signal);
-      if (got !== sha256) throw new S3VerificationError(`${this.location(key)}: read back sha256 ${got}, expected ${sha256}`);
-      verifiedBy = 'read-back';
+      return expected.kind;
     }
-    this.#options.logger?.debug({ location: this.location(key), bytes: size, verifiedBy }, 'published to S3');
-    return { location: this.location(key), bytes: size, verifiedBy };
+    // A store without additional checksums: read the object back.
+    const got = await this.#readBackSha256(key, signal);
+    if (got !== sha256) throw new S3VerificationError(`${this.location(key)}: read back sha256 ${got}, expected ${sha256}`);
+    return 'read-back';
   }
 
   async #readBackSha256(key: string, signal?: AbortSignal): Promise<string> {
@@ -204,6 +215,12 @@ export class S3Publisher implements OutputPublisher {
     for await (const chunk of got.Body as AsyncIterable<Uint8Array>) hash.update(chunk);
     return hash.digest('hex');
   }
+}
+
+/** AWS reports a composite checksum as `<base64>-<parts>`; some S3-compatible stores omit the suffix. */
+function checksumMatches(stored: string, expected: { value: string; parts: number }): boolean {
+  const [value, parts] = stored.split('-');
+  return value === expected.value && (parts === undefined || Number(parts) === expected.parts);
 }
 
 async function sha256File(path: string): Promise<string> {
