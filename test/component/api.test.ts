@@ -5,6 +5,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { createApp, type AppDeps } from '../../api/app';
+import { runCli } from '../../cli/main';
 import { createCallbackToken } from '../../lib/callback-token';
 import { ExportService } from '../../lib/export-service';
 import { chunkWorkflowId } from '../../workflows/definitions';
@@ -286,6 +287,21 @@ describe('management API', () => {
     it('names every bad field at once', async () => {
       const issues = await issuesFor({ from: '2024-02-30 00:00:00', to: 'tomorrow', dataType: 'x', timeZone: 'Nowhere' });
       expect(issues.map((i) => i.path).sort()).toEqual(['dataType', 'from', 'timeZone', 'to']);
+    });
+
+    it('gives the same field messages as the CLI', async () => {
+      const cases: Array<[Record<string, unknown>, string[]]> = [
+        [{ from: '2024-02-30 00:00:00', to: '2024-03-01 00:00:00', dataType: 'call', timeZone: 'Mars/Olympus' }, ['--from', '2024-02-30 00:00:00', '--to', '2024-03-01 00:00:00', '--type', 'call', '--time-zone', 'Mars/Olympus']],
+        [{ from: '2024-03-05 00:00:00', to: '2024-03-01 00:00:00', dataType: 'record', filters: { callerNo: '1'.repeat(26) } }, ['--from', '2024-03-05 00:00:00', '--to', '2024-03-01 00:00:00', '--type', 'record', '--caller-no', '1'.repeat(26)]],
+      ];
+      for (const [body, argv] of cases) {
+        const issues = await issuesFor(body);
+        const err: string[] = [];
+        const code = await runCli(['export', ...argv], { out: () => undefined, err: (l) => err.push(l), tty: false, status: () => undefined });
+        expect(code).not.toBe(0);
+        const printed = err.join('\n');
+        for (const i of issues) expect(printed).toContain(`  ${i.path}: ${i.message}`);
+      }
     });
 
     it('answers an empty or non-object body with 400', async () => {
