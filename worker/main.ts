@@ -25,11 +25,17 @@ async function main(): Promise<void> {
       return;
     }
     void (async () => {
-      const own = await metrics.registry.metrics();
-      const sdk = await fetch(`http://127.0.0.1:${sdkMetricsPort}/metrics`)
-        .then((r) => r.text())
-        .catch(() => '');
-      res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(`${own}\n${sdk}`);
+      try {
+        const own = await metrics.registry.metrics();
+        // Without the SDK's part the product's counters are still worth serving.
+        const sdk = await fetch(`http://127.0.0.1:${sdkMetricsPort}/metrics`)
+          .then((r) => r.text())
+          .catch(() => '');
+        res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(`${own}\n${sdk}`);
+      } catch (err) {
+        logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'metrics could not be collected');
+        res.writeHead(500).end();
+      }
     })();
   });
   metricsServer.listen(config.WORKER_METRICS_PORT);
