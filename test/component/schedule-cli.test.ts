@@ -1,12 +1,19 @@
-import { createServer, type Server } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, Connection } from '@temporalio/client';
+import { createApp } from '../../api/app';
+import { ExportService } from '../../lib/export-service';
 import { runCli } from '../../cli/main';
 import { coverageLines } from '../../cli/schedule';
 import { summarise } from '../../lib/coverage';
 
 /**
- * The schedule and coverage commands as a user runs them, without Temporal: arguments are checked
- * before any connection (exit 1, every bad field named), and an unreachable Temporal is exit 3.
+ * The schedule and coverage commands and routes as a user reaches them, without Temporal: arguments
+ * are checked before any connection (exit 1 / HTTP 400, every bad field named), the routes sit
+ * behind the API's bearer token, and an unreachable Temporal is exit 3 / a 500 without internals.
+ * Schedules against a running Temporal are in test/integration/schedules.test.ts.
  */
 
 let closedPort: number;
@@ -154,5 +161,96 @@ describe('ccfs-export schedule', () => {
       '  2024-03-12               missing',
       '  ! 2024-03-10 failed: HTTP 500  [ccfs-day/acc1/call/2024-03-10]',
     ]);
+  });
+});
+
+describe('schedule routes over HTTP', () => {
+  const TOKEN = 'schedule-api-token-3b9d';
+  let url: string;
+  let close: () => Promise<void>;
+  beforeAll(async () => {
+    const connection = Connection.lazy({ address: '127.0.0.1:1', interceptors: [], connectTimeout: 1000 });
+    const client = new Client({ connection });
+    const app = createApp({
+      client,
+      exports: new ExportService(client, {
+        taskQueue: 'q',
+        namespace: 'default',
+        uiUrl: 'http://localhost:8233',
+      }),
+      taskQueue: 'q',
+      tenantTimeZone: 'Asia/Shanghai',
+      apiTokens: [TOKEN],
+      callback: {
+        tokenKey: 'callback-key-for-the-schedule-test',
+        verifySignature: true,
+        secretFor: () => undefined,
+        maxSkewSeconds: 900,
+      },
+      logger: pino({ level: 'silent' }),
+    });
+    const server: HttpServer = await new Promise((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    close = async () => {
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      });
+      await connection.close().catch(() => undefined);
+    };
+  });
+  afterAll(async () => {
+    await close();
+  });
+
+  const call = async (method: string, path: string, body?: unknown, token: string | null = TOKEN) => {
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: {
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, text: await res.text() };
+  };
+
+  it('answers 401 on every schedule and coverage route without a valid bearer token', async () => {
+    for (const [method, path] of [
+      ['POST', '/schedules'],
+      ['GET', '/schedules'],
+      ['GET', '/schedules/x'],
+      ['POST', '/schedules/x/pause'],
+      ['POST', '/schedules/x/resume'],
+      ['POST', '/schedules/x/trigger'],
+      ['POST', '/schedules/x/backfill'],
+      ['DELETE', '/schedules/x'],
+      ['GET', '/coverage'],
+    ] as const) {
+      expect((await call(method, path, undefined, null)).status, `${method} ${path}`).toBe(401);
+      expect((await call(method, path, undefined, 'wrong')).status, `${method} ${path}`).toBe(401);
+    }
+  });
+
+  it('names every bad field of a schedule, a backfill and a coverage query with 400', async () => {
+    const created = await call('POST', '/schedules', { dataType: 'sms', at: '7am', catchup: '1s', extra: 1 });
+    expect(created.status).toBe(400);
+    const issues = (JSON.parse(created.text) as { issues: Array<{ path: string }> }).issues.map(
+      (i) => i.path,
+    );
+    expect(issues).toEqual(expect.arrayContaining(['dataType', 'at', 'catchup']));
+    const backfill = await call('POST', '/schedules/x/backfill', { from: '2024-03-12', to: '2024-03-08' });
+    expect(backfill.status).toBe(400);
+    expect(backfill.text).toContain('must not be before from');
+    expect((await call('GET', '/coverage?from=yesterday')).status).toBe(400);
+    expect((await call('GET', '/schedules/bad%20id')).status).toBe(400);
+  });
+
+  it('answers 500 without internals when Temporal cannot be reached', async () => {
+    const res = await call('GET', '/schedules/ccfs-daily-default-call');
+    expect(res.status).toBe(500);
+    expect(res.text).not.toMatch(/ServiceError|UNAVAILABLE|127\.0\.0\.1:1\b|node_modules|\bat .+:\d+:\d+/);
   });
 });
