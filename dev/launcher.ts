@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig } from '../lib/config';
 // @ts-expect-error -- plain ESM helper shared with the bootstrap (Node built-ins only, no types)
 import { ensureTemporalCli } from '../scripts/temporal-cli.mjs';
+import { Connection } from '@temporalio/client';
+import { registerSearchAttributes } from '../scripts/register-search-attributes';
 import { portIsFree, startDevServer, type DevServer } from './temporal-server';
 
 /**
@@ -173,6 +175,15 @@ async function main(): Promise<void> {
         void shutdown(1);
       }
     });
+    // `--search-attribute` registers attributes only in a new SQLite file: a data/ from an older
+    // version would lack attributes added since, and the workflows that set them would be stuck.
+    const connection = await Connection.connect({ address: temporal.address });
+    try {
+      const { added } = await registerSearchAttributes(connection, 'default');
+      if (added.length > 0) say('temporal', `registered search attributes ${added.join(', ')}`);
+    } finally {
+      await connection.close();
+    }
     childEnv.TEMPORAL_ADDRESS = temporal.address;
     childEnv.TEMPORAL_UI_URL = temporal.uiUrl;
   }
