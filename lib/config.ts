@@ -136,11 +136,12 @@ export class ConfigError extends Error {
 /** Parses the environment (and `.env` when present); throws a ConfigError naming each bad key. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile = '.env'): Config {
   if (env === process.env && envFile && existsSync(envFile)) process.loadEnvFile(envFile);
-  const parsed = EnvSchema.safeParse(env);
+  // An empty variable counts as unset (compose files pass `${NAME:-}` for every optional setting).
+  const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => {
       const key = i.path.join('.');
-      const missing = i.code === 'invalid_type' && env[key] === undefined;
+      const missing = i.code === 'invalid_type' && !env[key];
       return `  ${key}: ${missing ? 'is required but not set' : i.message}`;
     });
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);

@@ -58,6 +58,13 @@ describe('Temporal connection options from TEMPORAL_* variables', () => {
     expect(() => options({ TEMPORAL_TLS: 'false', TEMPORAL_TLS_SERVER_CA_CERT_PATH: '/certs/ca.pem' })).toThrow(/TEMPORAL_TLS: is false/);
   });
 
+  it('treats variables that compose passes as empty strings as unset', () => {
+    const config = loadConfig({ TEMPORAL_TLS: '', TEMPORAL_API_KEY: '', API_PORT: '', OUTPUT_S3_ENDPOINT: '', CCFS_AK: '' }, '');
+    expect(config.API_PORT).toBe(3000);
+    expect([config.TEMPORAL_TLS, config.TEMPORAL_API_KEY, config.OUTPUT_S3_ENDPOINT, config.CCFS_AK]).toEqual([undefined, undefined, undefined, undefined]);
+    expect(temporalConnectionOptions(config, readFile).tls).toBeUndefined();
+  });
+
   it('keeps the client key and the API key out of the parsed configuration’s JSON', () => {
     const dump = JSON.stringify(loadConfig({ TEMPORAL_TLS_CLIENT_KEY_DATA: 'PRIVATE-KEY-PEM', TEMPORAL_API_KEY: 'api-key-xyz' }, ''));
     expect(dump).not.toContain('PRIVATE-KEY-PEM');
