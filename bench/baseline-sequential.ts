@@ -94,9 +94,12 @@ async function exportChunk(index: number, chunk: { begin: string; end: string })
 for (const [index, chunk] of config.chunks.slice(0, 2).entries()) await exportChunk(10_000 + index, chunk);
 perChunk.length = 0;
 const startedAt = Date.now();
+const cpuBefore = process.cpuUsage();
 const started = performance.now();
 for (const [index, chunk] of config.chunks.entries()) await exportChunk(index, chunk);
 const wallMs = performance.now() - started;
+const cpu = process.cpuUsage(cpuBefore);
+const cpuMs = (cpu.user + cpu.system) / 1000;
 await client.close();
 receiver.close();
-process.stdout.write(`RESULT ${JSON.stringify({ startedAt, wallMs, perChunk })}\n`);
+process.stdout.write(`RESULT ${JSON.stringify({ startedAt, wallMs, cpuMs, perChunk })}\n`);

@@ -7,6 +7,7 @@ import { callbackKey, callbackUrl } from '../lib/callback-token';
 import { formatWallTime, parseWallTime } from '../domain/wall-time';
 import { buildExportRequest } from '../lib/export-input';
 import { callbackSignal, chunkProgressQuery, chunkWorkflowId, exportWorkflowId, type CallbackPayload } from '../workflows/definitions';
+import { cpuMs } from './lib/proc';
 import { fmt, percentile, type BenchContext, type Figure } from './lib/report';
 import { BENCH_AK, BENCH_SK, startBenchSimulator, startProduct, type Product } from './lib/stack';
 
@@ -24,6 +25,8 @@ interface Pass {
   count: number;
   ms: number;
   latencies: number[];
+  /** CPU time each process used during the pass, ms. */
+  cpu: Record<'loadGenerator' | 'api' | 'worker' | 'temporal', number>;
 }
 
 interface Prepared {
@@ -49,6 +52,9 @@ function prepare(product: Product, workflowIds: string[], count: number): Prepar
   });
 }
 
+const cpuLine = (c: Pass['cpu']) =>
+  `temporal ${c.temporal.toFixed(2)} ms, worker ${c.worker.toFixed(2)} ms, API ${c.api.toFixed(2)} ms, sender ${c.loadGenerator.toFixed(2)} ms`;
+
 async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(
@@ -58,8 +64,15 @@ async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise
   );
 }
 
-async function pass(path: Pass['path'], product: Product, agent: Agent, items: Prepared[]): Promise<Pass> {
+async function pass(path: Pass['path'], product: Product, agent: Agent, items: Prepared[], temporalPid: number): Promise<Pass> {
   const latencies: number[] = [];
+  const cpu = () => ({
+    loadGenerator: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
+    api: cpuMs(product.api.pid),
+    worker: cpuMs(product.worker.pid),
+    temporal: cpuMs(temporalPid),
+  });
+  const before = cpu();
   const t0 = performance.now();
   await pool(items, CONCURRENCY, async (item) => {
     const s = performance.now();
@@ -72,7 +85,10 @@ async function pass(path: Pass['path'], product: Product, agent: Agent, items: P
     }
     latencies.push(performance.now() - s);
   });
-  return { path, count: items.length, ms: performance.now() - t0, latencies };
+  const ms = performance.now() - t0;
+  const after = cpu();
+  const used = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - before[k as keyof typeof before]])) as Pass['cpu'];
+  return { path, count: items.length, ms, latencies, cpu: used };
 }
 
 export async function callbacks(ctx: BenchContext): Promise<{ figures: Figure[]; details: Record<string, unknown> }> {
@@ -107,12 +123,12 @@ export async function callbacks(ctx: BenchContext): Promise<{ figures: Figure[];
       await new Promise((r) => setTimeout(r, 200));
     }
     ctx.log(`callbacks: ${workflows} chunk workflows waiting; ${count} callbacks per pass, ${CONCURRENCY} at a time`);
-    await pass('api', product, agent, prepare(product, workflowIds, 200));
-    await pass('raw', product, agent, prepare(product, workflowIds, 200));
+    await pass('api', product, agent, prepare(product, workflowIds, 200), ctx.temporalPid);
+    await pass('raw', product, agent, prepare(product, workflowIds, 200), ctx.temporalPid);
     const passes: Pass[] = [];
     // Alternating passes, so drift in the machine's load affects both paths alike.
     for (const path of ['raw', 'api', 'raw', 'api'] as const) {
-      passes.push(await pass(path, product, agent, prepare(product, workflowIds, count)));
+      passes.push(await pass(path, product, agent, prepare(product, workflowIds, count), ctx.temporalPid));
       ctx.log(`callbacks: ${path} ${(passes.at(-1)!.count / (passes.at(-1)!.ms / 1000)).toFixed(0)}/s`);
     }
     // Every signal reached its workflow: the chunks counted each distinct callback.
@@ -126,7 +142,10 @@ export async function callbacks(ctx: BenchContext): Promise<{ figures: Figure[];
       const n = ps.reduce((a, p) => a + p.count, 0);
       const ms = ps.reduce((a, p) => a + p.ms, 0);
       const lat = ps.flatMap((p) => p.latencies);
-      return { perSecond: n / (ms / 1000), p50: percentile(lat, 50), p99: percentile(lat, 99) };
+      const cpuPerCallback = Object.fromEntries(
+        (['loadGenerator', 'api', 'worker', 'temporal'] as const).map((k) => [k, ps.reduce((a, p) => a + p.cpu[k], 0) / n]),
+      ) as Pass['cpu'];
+      return { perSecond: n / (ms / 1000), p50: percentile(lat, 50), p99: percentile(lat, 99), cpuPerCallback };
     };
     const api = agg('api');
     const raw = agg('raw');
@@ -136,6 +155,8 @@ export async function callbacks(ctx: BenchContext): Promise<{ figures: Figure[];
         { bench: b, metric: `raw client.workflow.signal, ${CONCURRENCY} concurrent`, value: `${fmt.rate(raw.perSecond, '/s')}; p50 ${fmt.ms(raw.p50)}, p99 ${fmt.ms(raw.p99)}`, raw: raw.perSecond },
         { bench: b, metric: `signed callbacks through the API, ${CONCURRENCY} concurrent`, value: `${fmt.rate(api.perSecond, '/s')}; p50 ${fmt.ms(api.p50)}, p99 ${fmt.ms(api.p99)}`, raw: api.perSecond },
         { bench: b, metric: 'API / raw throughput', value: fmt.ratio(api.perSecond / raw.perSecond), raw: api.perSecond / raw.perSecond, target: '≥ 0.9', met: api.perSecond / raw.perSecond >= 0.9 },
+        { bench: b, metric: 'CPU per callback, raw path', value: cpuLine(raw.cpuPerCallback) },
+        { bench: b, metric: 'CPU per callback, API path', value: cpuLine(api.cpuPerCallback) },
       ],
       details: {
         workflows,
@@ -143,7 +164,7 @@ export async function callbacks(ctx: BenchContext): Promise<{ figures: Figure[];
         perPass: count,
         api,
         raw,
-        passes: passes.map(({ path, count: c, ms }) => ({ path, count: c, ms, perSecond: c / (ms / 1000) })),
+        passes: passes.map(({ path, count: c, ms, cpu }) => ({ path, count: c, ms, perSecond: c / (ms / 1000), cpu })),
         callbacksReceived: total,
       },
     };

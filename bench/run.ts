@@ -71,7 +71,7 @@ try {
     const before = load1();
     const t0 = Date.now();
     try {
-      const { figures, details } = await BENCHES[name]!({ temporalAddress: temporal.address, workflowBundle, workerEnv, dir, quick: values.quick, profile: values.profile, log });
+      const { figures, details } = await BENCHES[name]!({ temporalAddress: temporal.address, temporalPid: temporal.process.pid!, workflowBundle, workerEnv, dir, quick: values.quick, profile: values.profile, log });
       results.push({ bench: name, figures, details, load: { before, after: load1() }, durationMs: Date.now() - t0 });
     } catch (err) {
       failed = true;

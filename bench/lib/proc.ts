@@ -17,6 +17,20 @@ export function readRss(pid: number): { rss: number; hwm: number } | undefined {
   }
 }
 
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** CPU time (user + system) a process has used so far, in ms, from /proc/<pid>/stat. */
+export function cpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at ") ".
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Polls a process's RSS; `peak` is the largest sample since the last `reset`. */
 export class RssSampler {
   private timer: NodeJS.Timeout | undefined;

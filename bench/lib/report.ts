@@ -24,6 +24,8 @@ export interface BenchResult {
 
 export interface BenchContext {
   temporalAddress: string;
+  /** The Temporal server's process, for its CPU time. */
+  temporalPid: number;
   /** The workflow bundle built for this run (the worker loads it, as in production). */
   workflowBundle: string;
   /** Extra environment for every worker the bench starts (experiments). */
