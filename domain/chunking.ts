@@ -36,12 +36,17 @@ export function planChunks(input: ChunkPlanInput): PlannedChunk[] {
   const chunks: PlannedChunk[] = [];
   let cursor = begin;
   while (cursor < end) {
-    let next = Math.min(end, cursor + length);
+    const byWall = Math.min(end, cursor + length);
+    let next = byWall;
     const start = wallToInstant(cursor, input.timeZone);
     if (wallToInstant(next, input.timeZone) - start > length) {
       next = instantToWall(start + length, input.timeZone);
+      // Inside a repeated fall-back hour the elapsed bound can land on a wall time that is not later
+      // than the cursor, which wall-clock strings cannot express: keep the wall-clock bound then.
+      // Its elapsed length exceeds `length` by at most the repeated hour, and can only happen for
+      // chunks shorter than that hour's distance to three days, so CC-FS's limit still holds.
+      if (next <= cursor) next = byWall;
     }
-    if (next <= cursor) throw new WallTimeError(`cannot advance past ${formatWallTime(cursor)} in ${input.timeZone}`);
     chunks.push({ index: chunks.length, begin: formatWallTime(cursor), end: formatWallTime(next) });
     cursor = next;
   }

@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
+import { msToTs } from '@temporalio/common/lib/time';
 import { createCli, type Io } from '../../cli/main';
 import { freePort, portIsFree } from '../../dev/temporal-server';
 import { loadConfig } from '../../lib/config';
@@ -527,7 +528,7 @@ describe('observability of a running service', () => {
       const namespace = `ccfs-sa-${randomUUID().slice(0, 8)}`;
       await connection.workflowService.registerNamespace({
         namespace,
-        workflowExecutionRetentionPeriod: { seconds: 86_400 },
+        workflowExecutionRetentionPeriod: msToTs(86_400_000),
       });
       await until(
         `namespace ${namespace}`,
