@@ -106,12 +106,13 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
         : `**${phase}** since ${since}.`;
     setCurrentDetails(
       [
-        `### Chunk ${chunk.index}: ${chunk.begin} → ${chunk.end} (${input.timeZone})`,
+        `### Chunk #${chunk.index}: ${chunk.begin} → ${chunk.end} (${input.timeZone})`,
         waiting,
         '',
-        '| requests | responseIds | callbacks received | rejected | download attempts |',
-        '|---|---|---|---|---|',
-        `| ${requests} / ${options.maxRequestsPerChunk} | ${responseIds.join(', ') || '—'} | ${callbacks.length} | ${rejected} | ${downloadAttempts} |`,
+        `- requests: ${requests} of ${options.maxRequestsPerChunk}`,
+        `- responseIds: ${responseIds.join(', ') || '—'}`,
+        `- callbacks: ${callbacks.length} received, ${rejected} rejected`,
+        `- download attempts: ${downloadAttempts}`,
       ].join('\n'),
     );
   }

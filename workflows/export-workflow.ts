@@ -96,9 +96,8 @@ export async function exportWorkflow(input: ExportWorkflowInput): Promise<Export
       `### Export \`${request.exportId}\`: ${state}`,
       `${request.dataType} ${request.begin} → ${request.end} (${request.timeZone}), ${ledger.length} chunks, ${t.rows} rows, ${t.bytes} bytes`,
       '',
-      '| pending | running | verified | empty | failed | cancelled |',
-      '|---|---|---|---|---|---|',
-      `| ${counts.pending} | ${counts.running} | ${counts.verified} | ${counts.empty} | ${counts.failed} | ${counts.cancelled} |`,
+      // A list, not a table: the Temporal UI renders Markdown tables without cell padding.
+      ...STATES.map((s) => `- ${s}: ${counts[s]}`),
     ];
     if (active.length > 0) lines.push('', `Running: ${active.map((e) => `#${e.index} ${e.begin.slice(0, 10)}`).join(', ')}`);
     if (failed.length > 0) lines.push('', '**Failed:**', ...failed.map((e) => `- #${e.index} ${e.begin} → ${e.end}: ${e.error ?? ''}`));
@@ -174,7 +173,7 @@ export async function exportWorkflow(input: ExportWorkflowInput): Promise<Export
               options,
             },
           ],
-          staticSummary: `chunk ${entry.index} of ${request.exportId}: ${request.dataType} ${entry.begin} → ${entry.end}`,
+          staticSummary: `${request.exportId} chunk ${entry.index + 1} of ${ledger.length}: ${request.dataType} ${entry.begin} → ${entry.end}`,
           staticDetails: `Chunk ${entry.index + 1} of ${ledger.length} of export \`${request.exportId}\`, ${request.timeZone}.`,
           typedSearchAttributes: [
             { key: ExportIdKey, value: request.exportId },
