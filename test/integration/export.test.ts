@@ -1,19 +1,11 @@
-import { createHash } from 'node:crypto';
-import { createReadStream, readdirSync } from 'node:fs';
+import { sha256File } from '../support/exports';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseWallTime } from '../../domain/wall-time';
 import { exportedRowKeys, readManifest, testRequest } from '../support/exports';
 import { startStack, TEST_SK, type Stack } from '../support/stack';
 
-const sha256 = (path: string) =>
-  new Promise<string>((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(path)
-      .on('data', (d) => hash.update(d))
-      .on('end', () => resolve(hash.digest('hex')))
-      .on('error', reject);
-  });
 
 describe('export workflow against the simulator', () => {
   let stack: Stack;
@@ -44,7 +36,7 @@ describe('export workflow against the simulator', () => {
     for (const chunk of manifest.chunks) {
       if (chunk.state !== 'verified') throw new Error(`chunk ${chunk.index} is ${chunk.state}`);
       expect(chunk.sha256).toBe(served.get(chunk.billFileName));
-      expect(await sha256(join(dir, chunk.file!))).toBe(chunk.sha256);
+      expect(await sha256File(join(dir, chunk.file!))).toBe(chunk.sha256);
       expect(chunk.entries!.map((e) => e.kind).sort()).toEqual(['call', 'record']);
       expect(chunk.responseIds.length).toBeGreaterThan(0);
     }

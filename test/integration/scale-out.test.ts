@@ -1,5 +1,6 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { sha256File } from '../support/exports';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -23,14 +24,6 @@ const AK = 'scale-ak';
 const SK = `sk-${randomUUID()}`;
 const CALLBACK_SECRET = `cb-${randomUUID()}`;
 
-const sha256 = (path: string) =>
-  new Promise<string>((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(path)
-      .on('data', (d) => hash.update(d))
-      .on('end', () => resolve(hash.digest('hex')))
-      .on('error', reject);
-  });
 
 describe('three worker processes on one Temporal server', () => {
   const taskQueue = `scale-${randomUUID()}`;
@@ -155,7 +148,7 @@ describe('three worker processes on one Temporal server', () => {
     for (const chunk of manifest.chunks) {
       if (chunk.state !== 'verified') continue;
       expect(chunk.sha256).toBe(served.get(chunk.billFileName));
-      expect(await sha256(join(exportDir, chunk.file!))).toBe(chunk.sha256);
+      expect(await sha256File(join(exportDir, chunk.file!))).toBe(chunk.sha256);
     }
     const expected = sim.simulator.rowKeys({ beginTime: request.begin, endTime: request.end, dataType: 'call_record' });
     const got = await exportedRowKeys(exportDir, manifest);

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Manifest } from '../../activities/output-store';
@@ -44,4 +46,15 @@ export async function exportedRowKeys(exportDir: string, manifest: Manifest): Pr
     }
   }
   return { call, record };
+}
+
+/** sha256 (hex) of a file, streamed. */
+export function sha256File(path: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(path)
+      .on('data', (d) => hash.update(d))
+      .on('end', () => resolve(hash.digest('hex')))
+      .on('error', reject);
+  });
 }

@@ -1,6 +1,6 @@
+import { sha256File } from '../../support/exports';
 import { createHash } from 'node:crypto';
 import {
-  createReadStream,
   existsSync,
   mkdtempSync,
   readdirSync,
@@ -88,14 +88,6 @@ export interface ChaosReport {
 const TIME_ZONE = 'Asia/Shanghai';
 const AK = 'chaos-ak';
 
-const sha256File = (path: string) =>
-  new Promise<string>((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(path)
-      .on('data', (d) => hash.update(d))
-      .on('end', () => resolve(hash.digest('hex')))
-      .on('error', reject);
-  });
 
 const count = (values: string[]) =>
   values.reduce<Record<string, number>>((acc, v) => ((acc[v] = (acc[v] ?? 0) + 1), acc), {});
