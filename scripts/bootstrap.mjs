@@ -26,11 +26,30 @@ function ensureNodeModules() {
   writeFileSync(stamp, hash);
 }
 
+// `npm test` also needs a browser for the Temporal UI test: Debian's chromium (never a downloaded
+// one). Installed with apt-get when missing and possible; otherwise the test names what to install.
+function ensureChromium() {
+  if (existsSync('/usr/bin/chromium')) return;
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  const apt = existsSync('/usr/bin/apt-get');
+  if (!root || !apt) {
+    log('bootstrap: /usr/bin/chromium is missing (apt-get install chromium); the Temporal UI test will fail without it');
+    return;
+  }
+  log('bootstrap: installing Debian chromium for the Temporal UI test (apt-get)');
+  try {
+    execSync('apt-get install -y -qq chromium', { stdio: 'ignore' });
+  } catch {
+    execSync('apt-get update -qq && apt-get install -y -qq chromium', { stdio: 'inherit' });
+  }
+}
+
 try {
   const [major, minor] = process.versions.node.split('.').map(Number);
   if (major < 20 || (major === 20 && minor < 15)) throw new Error(`Node ${process.version} is too old: ccfs-export needs Node >= 20.15`);
   ensureNodeModules();
   ensureTemporalCli(log);
+  if (process.argv.includes('--test')) ensureChromium();
 } catch (error) {
   log(`bootstrap failed: ${error.message}`);
   process.exit(1);
