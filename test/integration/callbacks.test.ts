@@ -1,3 +1,4 @@
+import { until } from '../support/until';
 import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
 import { request } from 'undici';
@@ -11,15 +12,6 @@ import { startStack, TEST_AK, TEST_SK, type Stack } from '../support/stack';
 
 /** Issue 4's callback cases, each against the real dev server and the simulator over HTTP. */
 
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** POSTs a callback as CC-FS does: auth-v2 over host, content-type and content-length. */
 async function postCallback(

@@ -1,3 +1,4 @@
+import { until } from '../support/until';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -32,19 +33,6 @@ const UI = 'http://temporal-ui.example:8233';
 
 type LogLine = Record<string, unknown> & { msg: string; level: number };
 
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /** Prometheus text → `name{labels}` → value. */
 function parseMetrics(text: string): Map<string, number> {

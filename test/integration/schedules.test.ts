@@ -1,3 +1,4 @@
+import { until } from '../support/until';
 import { DateTime } from 'luxon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
@@ -31,21 +32,7 @@ const TEST_OPTIONS = {
 };
 const DAYS = ['2024-03-08', '2024-03-09', '2024-03-10', '2024-03-11', '2024-03-12'];
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(150);
-  }
-}
 
 type DayOutcome = { status: string; result?: DayExportResult; error?: string; startTime: Date };
 
