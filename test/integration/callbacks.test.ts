@@ -172,6 +172,11 @@ describe('callbacks from CC-FS', () => {
       });
       responseId = progress.responseIds[0]!;
       url = urlOf(request.exportId);
+      // The simulator decides a drop when its callback timer fires; wait for that decision, or the
+      // outer afterEach (which clears the faults) could let the genuine callback through.
+      await until('the simulator to drop the genuine callback', () =>
+        stack.sim.simulator.inspect().faults.some((f) => f.fault === 'dropCallback' && f.responseId === responseId),
+      );
     });
     afterAll(async () => {
       await stack.exports.cancel(request.exportId).catch(() => undefined);
