@@ -132,8 +132,9 @@ describe('HTTPS callback listener', () => {
       'the export to finish',
       async () => {
         const res = await request(`${apiUrl}/exports/${exportId}`, { dispatcher: trusting, headers: { authorization: `Bearer ${TOKEN}` } });
-        const s = (await res.body.json()) as ExportStatus;
-        return s.state === 'running' ? undefined : s;
+        const s = (await res.body.json()) as ExportStatus & { status: string };
+        // Closed, not only 'completed' in the ledger: the final manifest is written in between.
+        return s.state === 'running' || s.status === 'RUNNING' ? undefined : s;
       },
       60_000,
     );
