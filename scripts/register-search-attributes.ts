@@ -26,7 +26,7 @@ export interface RegisterResult {
 }
 
 /** `temporal.api.enums.v1.IndexedValueType` wire values (stable across server versions). */
-const INDEXED_VALUE_TYPE: Record<Kind, number> = { Keyword: 2, Datetime: 6 };
+const INDEXED_VALUE_TYPE: Record<Kind, number> = { Keyword: 2, Datetime: 6, KeywordList: 7 };
 
 export function cliCommand(namespace: string): string {
   const args = Object.entries(SEARCH_ATTRIBUTES).map(([name, kind]) => `--name ${name} --type ${kind}`);

@@ -14,8 +14,13 @@ export const ExportStateKey = defineSearchAttributeKey('CcfsExportState', 'KEYWO
 export const KindKey = defineSearchAttributeKey('CcfsKind', 'KEYWORD');
 /** The local day (`yyyy-MM-dd`, tenant zone) a daily export covers; set on its day and export workflows. */
 export const DayKey = defineSearchAttributeKey('CcfsDay', 'KEYWORD');
+/**
+ * Every responseId a chunk got from queryBillData, without hyphens and in lower case: with
+ * `CALLBACK_ROUTING=response-id` the callback endpoint finds the chunk to signal by this key.
+ */
+export const ResponseIdsKey = defineSearchAttributeKey('CcfsResponseIds', 'KEYWORD_LIST');
 
-export const SEARCH_ATTRIBUTES: Readonly<Record<string, 'Keyword' | 'Datetime'>> = {
+export const SEARCH_ATTRIBUTES: Readonly<Record<string, 'Keyword' | 'Datetime' | 'KeywordList'>> = {
   CcfsExportId: 'Keyword',
   CcfsTenant: 'Keyword',
   CcfsDataType: 'Keyword',
@@ -24,4 +29,5 @@ export const SEARCH_ATTRIBUTES: Readonly<Record<string, 'Keyword' | 'Datetime'>>
   CcfsExportState: 'Keyword',
   CcfsKind: 'Keyword',
   CcfsDay: 'Keyword',
+  CcfsResponseIds: 'KeywordList',
 };

@@ -6,7 +6,7 @@ ADDRESS="${TEMPORAL_ADDRESS:-temporal:7233}"
 NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
 RETENTION="${TEMPORAL_NAMESPACE_RETENTION:-30d}"
 # Name=Type pairs; kept equal to SEARCH_ATTRIBUTES by test/unit/deploy-files.test.ts.
-SEARCH_ATTRIBUTES="CcfsExportId=Keyword CcfsTenant=Keyword CcfsDataType=Keyword CcfsRangeBegin=Datetime CcfsRangeEnd=Datetime CcfsExportState=Keyword CcfsKind=Keyword CcfsDay=Keyword"
+SEARCH_ATTRIBUTES="CcfsExportId=Keyword CcfsTenant=Keyword CcfsDataType=Keyword CcfsRangeBegin=Datetime CcfsRangeEnd=Datetime CcfsExportState=Keyword CcfsKind=Keyword CcfsDay=Keyword CcfsResponseIds=KeywordList"
 
 echo "waiting for Temporal at $ADDRESS"
 i=0

@@ -510,7 +510,7 @@ describe('observability of a running service', () => {
 
   describe('search attributes on a cluster', () => {
     /** IndexedValueType wire values of the two types the attributes use. */
-    const TYPES: Record<string, number> = { Keyword: 2, Datetime: 6 };
+    const TYPES: Record<string, number> = { Keyword: 2, Datetime: 6, KeywordList: 7 };
 
     async function freshNamespace(): Promise<string> {
       const namespace = `ccfs-sa-${randomUUID().slice(0, 8)}`;
