@@ -163,7 +163,12 @@ export class CcfsClient {
       if (res.statusCode !== 200) throw await this.httpFailure(operation, res);
       const json = await this.readJson(operation, res.body, []);
       const answer = this.parseEnvelope(operation, json);
-      const c = classifyResult({ httpStatus: 200, resultCode: answer.resultCode, operation });
+      const c = classifyResult({
+        httpStatus: 200,
+        resultCode: answer.resultCode,
+        resultDesc: answer.resultDesc,
+        operation,
+      });
       if (c.outcome === 'empty')
         return { kind: 'empty', resultCode: answer.resultCode, resultDesc: answer.resultDesc };
       if (c.outcome === 'failure')
@@ -210,7 +215,12 @@ export class CcfsClient {
       }
       const json = await this.readJson(operation, source, head, magic ? 'zip' : 'unknown');
       const answer = this.parseEnvelope(operation, json);
-      const c = classifyResult({ httpStatus: 200, resultCode: answer.resultCode, operation });
+      const c = classifyResult({
+        httpStatus: 200,
+        resultCode: answer.resultCode,
+        resultDesc: answer.resultDesc,
+        operation,
+      });
       if (c.outcome === 'failure')
         throw errorFromClassification(operation, c, { httpStatus: 200, ...answer });
       throw this.protocolError(

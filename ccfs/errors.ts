@@ -3,9 +3,10 @@ import { ResultCode } from './protocol';
 /**
  * How a CC-FS failure should be handled (docs/ccfs-protocol.md §6). `retryable` failures go back to
  * the retry policy; `permanent` ones need a person (credentials, request, configuration);
- * `file-not-found` means the bill file must be requested again with queryBillData.
+ * `file-not-found` means the bill file must be requested again with queryBillData (or, while it is
+ * being generated, is not there yet); `no-data` means the range holds nothing (0300012 on a download).
  */
-export type CcfsErrorCategory = 'retryable' | 'permanent' | 'file-not-found';
+export type CcfsErrorCategory = 'retryable' | 'permanent' | 'file-not-found' | 'no-data';
 
 export type CcfsOperation = 'queryBillData' | 'downloadBillFile';
 
@@ -20,6 +21,10 @@ export const CcfsErrorType = {
   fileNotFound: 'CcfsFileNotFound',
   protocolError: 'CcfsProtocolError',
   tlsError: 'CcfsTlsError',
+  /** CC-FS refused the chunk's time range as too long (its reading of "at most three days"). */
+  spanRefused: 'CcfsSpanRefused',
+  /** 0300012 on downloadBillFile: CC-FS accepted the query but the range holds no data. */
+  noData: 'CcfsNoData',
 } as const;
 export type CcfsErrorType = (typeof CcfsErrorType)[keyof typeof CcfsErrorType];
 
@@ -34,6 +39,9 @@ export const CCFS_ERROR_CATEGORY: Readonly<Record<CcfsErrorType, CcfsErrorCatego
   CcfsFileNotFound: 'file-not-found',
   CcfsProtocolError: 'permanent',
   CcfsTlsError: 'permanent',
+  // Permanent for this range: the same request is refused again; a shorter range is accepted.
+  CcfsSpanRefused: 'permanent',
+  CcfsNoData: 'no-data',
 };
 
 /** Types a Temporal retry policy should list in `nonRetryableErrorTypes`. */
@@ -185,6 +193,8 @@ function failure(type: CcfsErrorType, meaning: string, hint: string): ResultClas
 export function classifyResult(input: {
   httpStatus: number;
   resultCode?: string;
+  /** The answer's resultDesc: tells a refused range from other parameter errors. */
+  resultDesc?: string;
   operation?: CcfsOperation;
 }): ResultClassification {
   const { httpStatus, resultCode } = input;
@@ -240,13 +250,18 @@ export function classifyResult(input: {
   if (resultCode === ResultCode.success) return { outcome: 'success' };
   if (resultCode === ResultCode.noData) {
     if (input.operation === 'downloadBillFile') {
-      return failure(
-        'CcfsBadRequest',
-        'no data found (unexpected for downloadBillFile)',
-        'report this answer; the protocol does not document it',
-      );
+      // Undocumented for downloads, but a CC-FS that accepts a query of an empty range may answer so
+      // for its file: the range is empty, not the request wrong.
+      return failure('CcfsNoData', 'no data found for the bill file', 'the chunk is recorded as empty');
     }
     return { outcome: 'empty' };
+  }
+  if (isSpanRefusal(resultCode, input.resultDesc)) {
+    return failure(
+      'CcfsSpanRefused',
+      'the time range is longer than CC-FS accepts',
+      'the export splits the chunk into shorter ranges',
+    );
   }
   const info = RESULT_CODES[resultCode];
   if (info) return failure(info.type, info.meaning, info.hint);
@@ -254,6 +269,51 @@ export function classifyResult(input: {
     'CcfsBadRequest',
     'undocumented result code',
     'look the code up in the CC-FS error code table (cec_07_4240)',
+  );
+}
+
+const NAMES_TIME_FIELD = /\b(begin|end)_?time\b/i;
+/** Words of a format, presence or order problem: splitting the range would not cure these. */
+const NOT_A_LENGTH = /\b(format|null|empty|invalid|valid|pattern|later than|earlier than|before|after)\b/i;
+/**
+ * "The interval is too long" in the wordings a CC-FS may use, English or Chinese: time/range/span/
+ * interval/period with too long/large/exceeds/more than/over/limit, "3 days"/"three days"/"72 hours".
+ */
+const SAYS_TOO_LONG = new RegExp(
+  [
+    '(time|range|span|interval|period|duration|window|days?)\\b[^.;]{0,60}\\b(too (long|large|big|wide)|exceed(s|ed|ing)?|more than|greater than|longer than|over|beyond|limit)',
+    '(too (long|large|big|wide)|exceed(s|ed|ing)?|more than|greater than|longer than|beyond)[^.;]{0,60}\\b(span|interval|range|period|duration|days?|hours?|72|259200)',
+    '\\b(3|three) ?days?\\b',
+    '\\b72 ?(h|hours?)\\b',
+    '(时间|间隔|跨度|范围|区间)[^。；]{0,20}(超过|超出|大于|不能超|过长|太长)',
+    '(三|3) ?天',
+  ].join('|'),
+  'i',
+);
+
+/**
+ * Whether an answer refuses the request's time range as too long (protocol §3: end − begin ≤ 3 days,
+ * read strictly or loosely by an implementation): `0300003`/`0300004` whose description names
+ * `beginTime` or `endTime` (and is not about format, presence or order), or any non-success answer
+ * whose description says the interval is too long. Matching is loose and case-insensitive, since the
+ * descriptions are undocumented.
+ */
+export function isSpanRefusal(resultCode: string | undefined, resultDesc: string | undefined): boolean {
+  if (resultCode === undefined || resultCode === ResultCode.success || !resultDesc) return false;
+  if (resultCode === ResultCode.noData || resultCode === ResultCode.fileNotFound) return false;
+  if (resultCode === ResultCode.queryFlowControl || resultCode === ResultCode.downloadFlowControl)
+    return false;
+  const lengthCode = resultCode === ResultCode.parameterTooLong || resultCode === ResultCode.parameterFormat;
+  if (
+    lengthCode &&
+    NAMES_TIME_FIELD.test(resultDesc) &&
+    (!NOT_A_LENGTH.test(resultDesc) || SAYS_TOO_LONG.test(resultDesc))
+  ) {
+    return true;
+  }
+  return (
+    SAYS_TOO_LONG.test(resultDesc) &&
+    !/\b(callback|url|account|agent|caller|callee|billfilename)\w*\b/i.test(resultDesc)
   );
 }
 

@@ -60,9 +60,9 @@ describe('classifyResult', () => {
     },
   );
 
-  it('treats 0300012 on downloadBillFile as an unexpected, permanent answer', () => {
+  it('treats 0300012 on downloadBillFile as a range without data (issue 13, input 4)', () => {
     const c = classifyResult({ httpStatus: 200, resultCode: '0300012', operation: 'downloadBillFile' });
-    expect(c).toMatchObject({ outcome: 'failure', type: 'CcfsBadRequest', category: 'permanent' });
+    expect(c).toMatchObject({ outcome: 'failure', type: 'CcfsNoData', category: 'no-data' });
   });
 
   it.each(['0300014', '0399999', '1', '-1', 'error', ''])(
@@ -131,7 +131,9 @@ describe('CcfsError', () => {
         'CcfsBadRequest',
         'CcfsFileNotFound',
         'CcfsIpLocked',
+        'CcfsNoData',
         'CcfsProtocolError',
+        'CcfsSpanRefused',
         'CcfsTlsError',
       ].sort(),
     );
