@@ -94,12 +94,54 @@ export interface LedgerEntry extends ChunkRange {
   error?: string;
   /** The failure's type (`CcfsAuthRejected`, `CcfsUnavailable`, `CallbackTimeout`, …) when the chunk failed. */
   errorType?: string;
+  /** ISO time (workflow clock) the export started this chunk's workflow: how long a running chunk has taken. */
+  startedAt?: string;
+  /** What a running chunk last reported (`chunkProgressSignal`), when it reports. */
+  progress?: ChunkProgressReport;
+}
+
+/**
+ * The chunk span an export uses: the planned one (`options.chunkSeconds`), and a shorter one learned
+ * when CC-FS refused a range as too long (docs/ccfs-protocol.md §3 "at most three days", read
+ * strictly by some installations). Wall-clock seconds.
+ */
+export interface ExportSpan {
+  plannedSeconds: number;
+  usedSeconds: number;
+  /** Ranges CC-FS refused as too long, oldest first (at most the last 20 kept). */
+  refused: Array<{ index: number; begin: string; end: string; seconds: number }>;
+}
+
+/** One running chunk the export is waiting for, and what that chunk itself is waiting for. */
+export interface WaitingChunk extends ChunkRange {
+  startedAt?: string;
+  progress?: ChunkProgressReport;
+}
+
+/** A running chunk's phase, sent to its export so the export can say what it waits for. */
+export interface ChunkProgressReport {
+  index: number;
+  phase: ChunkPhase;
+  /** ISO time the phase began. */
+  since: string;
+  requests: number;
+  maxRequests: number;
+  responseId?: string;
 }
 
 export interface ExportWorkflowInput {
   request: ExportRequest;
   /** Set by continue-as-new: the ledger so far. */
   ledger?: LedgerEntry[];
+  /**
+   * Set by continue-as-new of a run whose chunks outlive it (parent-close policy ABANDON): `running`
+   * entries of `ledger` are chunk workflows still running, which report by `chunkFinishedSignal`.
+   */
+  chunksOutliveRuns?: boolean;
+  /** Set by continue-as-new: the span in use (a shorter one when CC-FS refused the planned span). */
+  span?: ExportSpan;
+  /** Set by continue-as-new: the next unused chunk index (chunk workflow IDs are never reused in an export). */
+  nextIndex?: number;
   /** Run only the chunks that are not verified or empty on disk (retry of a finished export). */
   retry?: boolean;
 }
@@ -113,6 +155,10 @@ export interface ExportStatus {
   totals: { chunks: number; bytes: number; rows: number };
   chunks: LedgerEntry[];
   manifestPath?: string;
+  /** The span in use; absent in runs of the previous release. */
+  span?: ExportSpan;
+  /** Running chunks the export waits for (oldest first, at most 5) when it can start no other chunk now. */
+  waitingFor?: WaitingChunk[];
 }
 
 export interface ExportResult {
@@ -154,6 +200,8 @@ export interface ChunkResult extends ChunkRange {
   downloadAttempts?: number;
   error?: string;
   errorType?: string;
+  /** On a record of a range CC-FS refused as too long (written by the export): the span used after it, wall seconds. */
+  spanSeconds?: number;
 }
 
 export type ChunkPhase = 'requesting' | 'waiting-for-callback' | 'downloading' | 'done';
@@ -178,6 +226,14 @@ export interface CallbackPayload {
 export const callbackSignal = defineSignal<[CallbackPayload]>('ccfsCallback');
 export const exportStatusQuery = defineQuery<ExportStatus>('exportStatus');
 export const chunkProgressQuery = defineQuery<ChunkProgress>('chunkProgress');
+/**
+ * A chunk's final result, sent by the chunk workflow to its export by workflow ID: chunks outlive the
+ * export run that started them (continue-as-new does not wait for them), so the result reaches
+ * whichever run of the export is current.
+ */
+export const chunkFinishedSignal = defineSignal<[ChunkResult]>('chunkFinished');
+/** Optional: a chunk's phase changes, so the export's details and the CLI can say what it waits for. */
+export const chunkProgressSignal = defineSignal<[ChunkProgressReport]>('chunkProgress');
 
 export const EXPORT_WORKFLOW_PREFIX = 'ccfs-export';
 
@@ -207,6 +263,8 @@ export const FailureType = {
   /** The export stopped starting chunks after a failure that every chunk would hit (see `HALTING_FAILURE_TYPES`). */
   notAttempted: 'NotAttempted',
   cancelled: 'Cancelled',
+  /** CC-FS refused the chunk's range as too long; the export splits it (the chunk saves no record). */
+  spanRefused: 'CcfsSpanRefused',
 } as const;
 
 /**
