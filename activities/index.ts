@@ -4,7 +4,7 @@ import { Context, ApplicationFailure } from '@temporalio/activity';
 import { CcfsError } from '../ccfs/errors';
 import type { QueryBillDataBody } from '../ccfs/protocol';
 import { verifyZip, ZipVerificationError } from '../ccfs/zip';
-import { callbackUrl } from '../lib/callback-token';
+import { chunkCallbackUrl, type CallbackMode, type CallbackRouting } from '../lib/callback-token';
 import type { OutputPublisher } from '../lib/storage/publisher';
 import type { Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
@@ -31,8 +31,11 @@ export interface ActivityDeps {
   /** One client for every export, or a resolver that picks the client of the export's tenant. */
   ccfs: CcfsApi | CcfsResolver;
   output: OutputStore;
-  /** Base URL CC-FS can reach, and the key that MACs the callback token. */
-  callback: { baseUrl: string; key: string };
+  /**
+   * Base URL CC-FS can reach, the key that MACs the callback token, how callbacks are routed
+   * (CALLBACK_ROUTING, default `token`) and whether they are expected at all (CALLBACK_MODE, default `callback`).
+   */
+  callback: { baseUrl: string; key: string; routing?: CallbackRouting; mode?: CallbackMode };
   logger: Logger;
   metrics?: Metrics;
   /** A shared copy of each verified ZIP and of every manifest write (e.g. S3), besides OUTPUT_DIR. */
@@ -163,7 +166,7 @@ export function createActivities(deps: ActivityDeps) {
         beginTime: input.chunk.begin,
         endTime: input.chunk.end,
         dataType: input.dataType,
-        callBackURL: callbackUrl(deps.callback.baseUrl, deps.callback.key, workflowId),
+        callBackURL: chunkCallbackUrl(deps.callback, workflowId),
       };
       try {
         const outcome = await withHeartbeats(ctx, () => ({ request: input.request }), async () => (await ccfsFor(input.exportId)).queryBillData(body, { signal: ctx.cancellationSignal }));

@@ -15,7 +15,8 @@ export function hmacHex(key: string, message: string | Buffer): string {
 }
 
 const UNRESERVED = new Uint8Array(256);
-for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~') UNRESERVED[c.charCodeAt(0)] = 1;
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~')
+  UNRESERVED[c.charCodeAt(0)] = 1;
 const HEX = '0123456789ABCDEF';
 
 /** Percent-encodes every UTF-8 byte except `A-Z a-z 0-9 - . _ ~`, with upper-case hex. */
@@ -72,7 +73,9 @@ export interface SignInput extends Omit<CanonicalInput, 'signedHeaders'> {
 
 /** Returns the `Authorization` header value for a request. */
 export function sign(input: SignInput): string {
-  const signedHeaders = [...(input.signedHeaders ?? DEFAULT_SIGNED_HEADERS)].map((h) => h.toLowerCase()).sort();
+  const signedHeaders = [...(input.signedHeaders ?? DEFAULT_SIGNED_HEADERS)]
+    .map((h) => h.toLowerCase())
+    .sort();
   const prefix = `${AUTH_SCHEME}/${input.credentials.ak}/${formatTimestamp(input.timestamp)}/${signedHeaders.join(';')}`;
   const signingKey = hmacHex(input.credentials.sk, prefix);
   const signature = hmacHex(signingKey, canonicalRequest({ ...input, signedHeaders }));
@@ -86,7 +89,8 @@ export interface ParsedAuthorization {
   signature: string;
 }
 
-const AUTHORIZATION = /^auth-v2\/([^/\s]{1,128})\/(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)\/([a-z0-9-]+(?:;[a-z0-9-]+)*)\/([0-9a-f]{64})$/;
+const AUTHORIZATION =
+  /^auth-v2\/([^/\s]{1,128})\/(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)\/([a-z0-9-]+(?:;[a-z0-9-]+)*)\/([0-9a-f]{64})$/;
 
 export function parseAuthorization(value: string): ParsedAuthorization | undefined {
   const m = AUTHORIZATION.exec(value.trim());
@@ -99,7 +103,10 @@ export function parseAuthorization(value: string): ParsedAuthorization | undefin
 
 export type VerifyResult =
   | { ok: true; ak: string }
-  | { ok: false; reason: 'missing' | 'malformed' | 'unknown-key' | 'stale' | 'missing-signed-header' | 'mismatch' };
+  | {
+      ok: false;
+      reason: 'missing' | 'malformed' | 'unknown-key' | 'stale' | 'missing-signed-header' | 'mismatch';
+    };
 
 export interface VerifyInput extends Omit<CanonicalInput, 'signedHeaders'> {
   authorization: string | undefined;
@@ -112,6 +119,32 @@ export interface VerifyInput extends Omit<CanonicalInput, 'signedHeaders'> {
 
 /** Verifies an auth-v2 request using the header list named inside its Authorization value. */
 export function verify(input: VerifyInput): VerifyResult {
+  const result = verifyAs(input, [{ label: 'received' }]);
+  return result.ok ? { ok: true, ak: result.ak } : result;
+}
+
+/**
+ * One form of the request that the sender may have signed: another `host` value and/or another path
+ * than what arrived (a gateway rewrote them). Fields left out are taken from the request as received.
+ */
+export interface SignedForm {
+  /** Names the form in logs and metrics (e.g. `received`, `public-url`); never secret. */
+  label: string;
+  host?: string;
+  path?: string;
+}
+
+export type VerifyAsResult =
+  { ok: true; ak: string; matched: string } | (Extract<VerifyResult, { ok: false }> & { tried?: string[] });
+
+/**
+ * {@link verify} against several forms of the request, in the order given (put the received form
+ * first: it is the common case and costs one HMAC more than parsing). The signing key is derived once;
+ * each distinct canonical request costs one HMAC-SHA256. Returns the label of the first form whose
+ * signature matches, or `mismatch` with the labels tried. Protocol §2; gateways: README "Callback
+ * routing and gateways".
+ */
+export function verifyAs(input: VerifyInput, forms: readonly SignedForm[]): VerifyAsResult {
   if (!input.authorization) return { ok: false, reason: 'missing' };
   const parsed = parseAuthorization(input.authorization);
   if (!parsed) return { ok: false, reason: 'malformed' };
@@ -123,9 +156,30 @@ export function verify(input: VerifyInput): VerifyResult {
   if (parsed.signedHeaders.some((h) => input.headers[h] === undefined)) {
     return { ok: false, reason: 'missing-signed-header' };
   }
-  const expected = sign({ ...input, credentials: { ak: parsed.ak, sk }, signedHeaders: parsed.signedHeaders, timestamp: parsed.timestamp });
-  const a = Buffer.from(expected, 'utf8');
-  const b = Buffer.from(input.authorization.trim(), 'utf8');
-  if (a.length !== b.length || !timingSafeEqual(a, b)) return { ok: false, reason: 'mismatch' };
-  return { ok: true, ak: parsed.ak };
+  const prefix = `${AUTH_SCHEME}/${parsed.ak}/${formatTimestamp(parsed.timestamp)}/${parsed.signedHeaders.join(';')}`;
+  // The header list is used in the order given: a sender that did not sort it signed that order.
+  const signingKey = hmacHex(sk, prefix);
+  const given = Buffer.from(parsed.signature, 'utf8');
+  const signsHost = parsed.signedHeaders.includes('host');
+  const seen = new Set<string>();
+  const tried: string[] = [];
+  for (const form of forms) {
+    const host = signsHost ? (form.host ?? input.headers.host) : input.headers.host;
+    const path = form.path ?? input.path;
+    // Forms that differ only in a header that is not signed give the same canonical request.
+    const key = `${host ?? ''}\n${path}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    tried.push(form.label);
+    const canonical = canonicalRequest({
+      ...input,
+      path,
+      headers: { ...input.headers, host },
+      signedHeaders: parsed.signedHeaders,
+    });
+    const expected = Buffer.from(hmacHex(signingKey, canonical), 'utf8');
+    if (expected.length === given.length && timingSafeEqual(expected, given))
+      return { ok: true, ak: parsed.ak, matched: form.label };
+  }
+  return { ok: false, reason: 'mismatch', tried };
 }

@@ -24,7 +24,11 @@ export function readCallbackToken(key: string, token: string): string | undefine
   const given = Buffer.from(match[2]!, 'base64url');
   // Only the canonical encoding: base64 leaves spare bits in a last character, and a token must
   // have exactly one spelling (so that changing any character of it fails).
-  if (Buffer.from(workflowId, 'utf8').toString('base64url') !== match[1] || given.toString('base64url') !== match[2]) return undefined;
+  if (
+    Buffer.from(workflowId, 'utf8').toString('base64url') !== match[1] ||
+    given.toString('base64url') !== match[2]
+  )
+    return undefined;
   const expected = mac(key, workflowId);
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
   return workflowId;
@@ -37,6 +41,25 @@ export function callbackKey(callbackSecret: string | undefined, sk: string): str
 
 export const CALLBACK_ROUTE = '/callbacks/ccfs';
 
+/** The token route's callBackURL: the base URL (trailing slashes dropped) + `/callbacks/ccfs/<token>`. */
 export function callbackUrl(baseUrl: string, key: string, workflowId: string): string {
-  return `${baseUrl}${CALLBACK_ROUTE}/${createCallbackToken(key, workflowId)}`;
+  return `${baseUrl.replace(/\/+$/, '')}${CALLBACK_ROUTE}/${createCallbackToken(key, workflowId)}`;
+}
+
+/** How CC-FS's callbacks find their chunk (CALLBACK_ROUTING): a MACed token in the path, or the responseId. */
+export type CallbackRouting = 'token' | 'response-id';
+/** Whether the workflow waits for callbacks (CALLBACK_MODE); `none` relies on probing downloads only. */
+export type CallbackMode = 'callback' | 'none';
+
+/**
+ * The callBackURL a chunk workflow sends with queryBillData. `token`: {@link callbackUrl}. `response-id`:
+ * the base URL exactly as configured, the one URL an installation has bound (routing is by responseId).
+ */
+export function chunkCallbackUrl(
+  callback: { baseUrl: string; key: string; routing?: CallbackRouting },
+  workflowId: string,
+): string {
+  return callback.routing === 'response-id'
+    ? callback.baseUrl
+    : callbackUrl(callback.baseUrl, callback.key, workflowId);
 }

@@ -78,7 +78,12 @@ export const EnvSchema = z.object({
   CCFS_SIGNED_HEADERS: z
     .string()
     .default('content-length;content-type;host')
-    .transform((v) => v.split(';').map((h) => h.trim().toLowerCase()).filter(Boolean)),
+    .transform((v) =>
+      v
+        .split(';')
+        .map((h) => h.trim().toLowerCase())
+        .filter(Boolean),
+    ),
   CCFS_REQUEST_TIMEOUT_MS: duration.default(60_000),
   CCFS_VERIFY_CALLBACK_SIGNATURE: bool.default(true),
   CCFS_CALLBACK_MAX_SKEW_SECONDS: z.coerce.number().int().min(0).default(900),
@@ -86,7 +91,24 @@ export const EnvSchema = z.object({
   CCFS_MAX_CALLS_PER_SECOND: z.coerce.number().positive().default(5),
   CCFS_MAX_CONCURRENT_CALLS: z.coerce.number().int().positive().default(8),
 
-  CALLBACK_BASE_URL: url.default('http://localhost:3000'),
+  /**
+   * The URL CC-FS reaches the API at, as CC-FS sees it (through any gateway): callbacks are signed
+   * against its host and path as well as against what arrives. Kept as written (no trailing slash
+   * dropped): with CALLBACK_ROUTING=response-id it is sent verbatim, and an installation that bound
+   * `https://host:8000/` may compare the string.
+   */
+  CALLBACK_BASE_URL: z
+    .url({ protocol: /^https?$/ })
+    .refine((v) => !/[?#]/.test(v), 'must not have a query or fragment')
+    .default('http://localhost:3000'),
+  /**
+   * `token`: callBackURL is CALLBACK_BASE_URL + `/callbacks/ccfs/<MACed chunk ID>`. `response-id`: it is
+   * exactly CALLBACK_BASE_URL (installations that bind one callback URL) and the API finds the chunk by
+   * the callback's responseId through Temporal visibility (search attribute CcfsResponseIds).
+   */
+  CALLBACK_ROUTING: z.enum(['token', 'response-id']).default('token'),
+  /** `callback`: wait for CC-FS's callbacks (and probe). `none`: CC-FS cannot reach the API; probe downloads only. */
+  CALLBACK_MODE: z.enum(['callback', 'none']).default('callback'),
   /** Key of the HMAC that makes callback URLs unforgeable; derived from CCFS_SK when unset. */
   CALLBACK_SECRET: z
     .string()
@@ -102,7 +124,14 @@ export const EnvSchema = z.object({
   API_TOKENS: z
     .string()
     .optional()
-    .transform((v) => (v ? v.split(',').map((t) => new Secret(t.trim())).filter((t) => t.reveal().length > 0) : [])),
+    .transform((v) =>
+      v
+        ? v
+            .split(',')
+            .map((t) => new Secret(t.trim()))
+            .filter((t) => t.reveal().length > 0)
+        : [],
+    ),
   WORKER_METRICS_PORT: port.default(9464),
   /** On SIGTERM, how long running activities may finish before they are cancelled and handed back. */
   WORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).default(30),
@@ -115,7 +144,10 @@ export const EnvSchema = z.object({
   // Optional shared copy of every verified ZIP and manifest in an S3-compatible store; credentials
   // come from the standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, roles).
   OUTPUT_S3_BUCKET: optionalString,
-  OUTPUT_S3_PREFIX: z.string().default('').transform((v) => v.replace(/^\/+|\/+$/g, '')),
+  OUTPUT_S3_PREFIX: z
+    .string()
+    .default('')
+    .transform((v) => v.replace(/^\/+|\/+$/g, '')),
   OUTPUT_S3_ENDPOINT: url.optional(),
   OUTPUT_S3_REGION: optionalString,
   /** Path-style URLs (`endpoint/bucket/key`); on by default when OUTPUT_S3_ENDPOINT is set. */
@@ -161,7 +193,9 @@ export function requireCcfs(config: Config): CcfsConfig {
     : ['CCFS_BASE_URL', 'CCFS_AK', 'CCFS_SK'];
   const missing = required.filter((k) => config[k] === undefined);
   if (missing.length > 0) {
-    throw new ConfigError(`invalid configuration:\n${missing.map((k) => `  ${k}: is required but not set`).join('\n')}`);
+    throw new ConfigError(
+      `invalid configuration:\n${missing.map((k) => `  ${k}: is required but not set`).join('\n')}`,
+    );
   }
   return config as CcfsConfig;
 }

@@ -31,11 +31,20 @@ export function publisherFromConfig(config: CcfsConfig, logger: Logger): OutputP
  * The activities' dependencies from configuration: the only place an SK meets a CC-FS client. One
  * client per tenant, made on first use; an export of a tenant that is not configured fails at once.
  */
-export function activityDepsFromConfig(config: CcfsConfig, logger: Logger, metrics?: Metrics, tenants = Tenants.fromConfig(config)): ActivityDeps {
+export function activityDepsFromConfig(
+  config: CcfsConfig,
+  logger: Logger,
+  metrics?: Metrics,
+  tenants = Tenants.fromConfig(config),
+): ActivityDeps {
   const clients = new Map<string, CcfsApi>();
   const ccfsFor = (tenantId: string): CcfsApi => {
     const tenant = tenants.get(tenantId);
-    if (!tenant) throw ApplicationFailure.nonRetryable(`no tenant "${tenantId}" is configured in this worker (TENANTS_FILE)`, 'UnknownTenant');
+    if (!tenant)
+      throw ApplicationFailure.nonRetryable(
+        `no tenant "${tenantId}" is configured in this worker (TENANTS_FILE)`,
+        'UnknownTenant',
+      );
     let client = clients.get(tenant.id);
     if (!client) {
       client = new CcfsClient({
@@ -54,7 +63,12 @@ export function activityDepsFromConfig(config: CcfsConfig, logger: Logger, metri
   return {
     ccfs: ccfsFor,
     output: new OutputStore(resolve(config.OUTPUT_DIR)),
-    callback: { baseUrl: config.CALLBACK_BASE_URL, key: callbackKeyFromConfig(config) },
+    callback: {
+      baseUrl: config.CALLBACK_BASE_URL,
+      key: callbackKeyFromConfig(config),
+      routing: config.CALLBACK_ROUTING,
+      mode: config.CALLBACK_MODE,
+    },
     logger,
     metrics,
     publish: publisherFromConfig(config, logger),
