@@ -5,8 +5,10 @@ import {
   CancellationScope,
   TimeoutFailure,
   condition,
+  getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -17,8 +19,10 @@ import type { Activities } from '../activities';
 import {
   callbackSignal,
   ccfsTaskQueue,
+  chunkFinishedSignal,
   chunkProgressQuery,
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  exportWorkflowId,
   FailureType,
   type CallbackPayload,
   type ChunkPhase,
@@ -148,8 +152,32 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
   async function finish(result: ChunkResult): Promise<ChunkResult> {
     enter('done');
     // Record the outcome even when the chunk is being cancelled, so the manifest says what was done.
-    await CancellationScope.nonCancellable(() => saveChunkResult({ exportId: input.exportId, result }));
+    try {
+      await CancellationScope.nonCancellable(() => saveChunkResult({ exportId: input.exportId, result }));
+    } catch (err) {
+      // The export must still hear that this chunk ended, or a later run of it would wait forever.
+      await reportToExport({ ...failed(`the chunk's record could not be saved: ${err instanceof Error ? err.message : String(err)}`), state: 'failed' });
+      throw err;
+    }
+    await reportToExport(result);
     return result;
+  }
+
+  /**
+   * Sends the result to the export by workflow ID (`chunkFinishedSignal`): the export run that started
+   * this chunk may have continued as new since (chunks are started with parent-close policy ABANDON),
+   * and a signal to the workflow ID reaches whichever run is current. An export that has closed (or a
+   * chunk started without one) cannot be told, and need not be.
+   */
+  async function reportToExport(result: ChunkResult): Promise<void> {
+    if (!patched('chunk-reports-to-export')) return;
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        await getExternalWorkflowHandle(exportWorkflowId(input.exportId)).signal(chunkFinishedSignal, result);
+      } catch (err) {
+        log.info('could not report the result to the export (closed?)', { error: err instanceof Error ? err.message : String(err) });
+      }
+    });
   }
 
   const failed = (error: string, errorType?: string, state: 'failed' | 'cancelled' = 'failed'): ChunkResult => ({
@@ -231,9 +259,9 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
     }
   } catch (err) {
     if (isCancellation(err)) {
-      await CancellationScope.nonCancellable(() =>
-        saveChunkResult({ exportId: input.exportId, result: failed('cancelled by request', FailureType.cancelled, 'cancelled') }),
-      );
+      const result = failed('cancelled by request', FailureType.cancelled, 'cancelled');
+      await CancellationScope.nonCancellable(() => saveChunkResult({ exportId: input.exportId, result }));
+      await reportToExport(result);
       throw err;
     }
     const { message, type } = describeFailure(err, options.retry.maximumAttempts);
