@@ -8,7 +8,15 @@ import { chunkCallbackUrl, type CallbackMode, type CallbackRouting } from '../li
 import type { OutputPublisher } from '../lib/storage/publisher';
 import type { Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
-import type { ChunkRange, ChunkResult, DataType, ExportFilters, ExportRequest, ExportState, ZipEntrySummary } from '../workflows/definitions';
+import type {
+  ChunkRange,
+  ChunkResult,
+  DataType,
+  ExportFilters,
+  ExportRequest,
+  ExportState,
+  ZipEntrySummary,
+} from '../workflows/definitions';
 import { OutputStore } from './output-store';
 
 /** The part of the CC-FS client that activities use. */
@@ -16,7 +24,9 @@ export interface CcfsApi {
   queryBillData(
     body: QueryBillDataBody,
     opts?: { signal?: AbortSignal },
-  ): Promise<{ kind: 'accepted'; responseId: string } | { kind: 'empty'; resultCode: string; resultDesc: string }>;
+  ): Promise<
+    { kind: 'accepted'; responseId: string } | { kind: 'empty'; resultCode: string; resultDesc: string }
+  >;
   downloadBillFile(
     billFileName: string,
     destination: string,
@@ -50,23 +60,50 @@ export interface RequestChunkInput {
   /** 1 for the first request of the chunk, 2 for the first re-request, … */
   request: number;
 }
-export type RequestChunkOutput = { kind: 'accepted'; responseId: string } | { kind: 'empty'; resultDesc: string };
+/**
+ * `mode` is the worker's CALLBACK_MODE (absent in results of the previous release: `callback`): the
+ * workflow learns from a recorded result, deterministically, whether to expect callbacks at all.
+ */
+export type RequestChunkOutput =
+  | { kind: 'accepted'; responseId: string; mode?: 'callback' | 'none' }
+  | { kind: 'empty'; resultDesc: string; mode?: 'callback' | 'none' };
 
 export interface DownloadChunkInput {
   exportId: string;
   chunk: ChunkRange;
+  /** The file a callback named. With `probe`, the first of the names to try. */
   billFileName: string;
   dataType: DataType;
   /** Time from the request to the callback, for the latency metric. */
   callbackLatencyMs?: number;
+  /**
+   * Probing: try these documented names (`yyyyMMdd_<responseId without hyphens>.zip`) in order;
+   * 0300011 on one means "not there (yet)" and the next is tried. The first found is the download.
+   */
+  probe?: string[];
 }
 export interface DownloadChunkOutput {
+  /** Absent in results of the previous release, which knew only this outcome. */
+  kind?: 'file';
   file: string;
   bytes: number;
   sha256: string;
   rows: number;
   entries: ZipEntrySummary[];
+  /** The name the file was found under (probing tries several). */
+  billFileName?: string;
+  /** The ZIP lacks a requested kind or holds entries of unknown names (verified all the same). */
+  warnings?: string[];
 }
+/**
+ * `empty`: CC-FS answered 0300012 for the file, or the ZIP has no entries or only header rows (the
+ * file is removed: an empty chunk has no file, as when the query itself answers 0300012).
+ * `not-found`: probing only, no name exists yet (0300011 for each).
+ */
+export type DownloadChunkOutcome =
+  | DownloadChunkOutput
+  | { kind: 'empty'; billFileName: string; detail: string }
+  | { kind: 'not-found'; tried: string[] };
 
 /** A chunk a previous run of the same export finished; carried into the ledger, not redone. */
 export interface FinishedChunk extends ChunkRange {
@@ -96,7 +133,11 @@ function toFailure(err: unknown, outputDir?: string): unknown {
   }
   if (err instanceof ZipVerificationError) {
     // A corrupt ZIP may be a transfer fault and is downloaded again; a ZIP over the limits is not.
-    return ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: err.type === 'ZipLimitExceeded' });
+    return ApplicationFailure.create({
+      type: err.type,
+      message: err.message,
+      nonRetryable: err.type === 'ZipLimitExceeded',
+    });
   }
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code && DISK_FULL.has(code)) {
@@ -139,6 +180,50 @@ export interface DownloadHeartbeat {
   bytes: number;
 }
 
+type VerifiedZip = Awaited<ReturnType<typeof verifyZip>>;
+
+/**
+ * What a verified ZIP holds, for the chunk: entries (with their warnings, when the verifier gives
+ * them), whether it holds no data (no entries, or only header rows: `empty`), and ZIP-level warnings
+ * (a requested kind missing, entries of unknown names). Uses the verifier's own `empty`/`warnings`
+ * when it reports them and works them out from the entries otherwise.
+ */
+function describeContent(
+  summary: VerifiedZip,
+  dataType: DataType,
+): { entries: ZipEntrySummary[]; empty: boolean; detail: string; warnings: string[] } {
+  const reported = summary as VerifiedZip & { empty?: boolean; warnings?: string[] };
+  const entries: ZipEntrySummary[] = summary.entries.map((e) => {
+    const w = (e as { warnings?: string[] }).warnings;
+    return {
+      name: e.name,
+      kind: e.kind,
+      rows: e.rows,
+      uncompressedBytes: e.uncompressedBytes,
+      ...(w && w.length > 0 && { warnings: w }),
+    };
+  });
+  const empty =
+    reported.empty ?? (entries.length === 0 || entries.every((e) => e.kind !== 'other' && e.rows === 0));
+  const detail =
+    entries.length === 0 ? 'the ZIP has no entries' : 'every CSV in the ZIP has a header and no data rows';
+  let warnings = reported.warnings;
+  if (warnings === undefined) {
+    warnings = [];
+    const wanted: Array<'call' | 'record'> = dataType === 'call_record' ? ['call', 'record'] : [dataType];
+    for (const kind of wanted) {
+      if (!entries.some((e) => e.kind === kind))
+        warnings.push(`the ZIP has no ${kind} CSV although ${dataType} was requested`);
+    }
+    const unknown = entries.filter((e) => e.kind === 'other').map((e) => e.name);
+    if (unknown.length > 0)
+      warnings.push(
+        `entries of unknown names (kept, not counted): ${unknown.slice(0, 10).join(', ')}${unknown.length > 10 ? ', …' : ''}`,
+      );
+  }
+  return { entries, empty, detail, warnings };
+}
+
 /** Builds the activities with their dependencies; the worker is the only caller. */
 export function createActivities(deps: ActivityDeps) {
   const { output, logger, metrics, publish } = deps;
@@ -148,7 +233,10 @@ export function createActivities(deps: ActivityDeps) {
     if (typeof deps.ccfs !== 'function') return deps.ccfs;
     const request = await output.readRequest(exportId);
     if (!request) {
-      throw ApplicationFailure.retryable(`export ${exportId} has no request.json in OUTPUT_DIR; every worker must share OUTPUT_DIR`, 'ExportNotPrepared');
+      throw ApplicationFailure.retryable(
+        `export ${exportId} has no request.json in OUTPUT_DIR; every worker must share OUTPUT_DIR`,
+        'ExportNotPrepared',
+      );
     }
     return deps.ccfs(request.tenant);
   };
@@ -158,7 +246,8 @@ export function createActivities(deps: ActivityDeps) {
     requestChunk: async (input: RequestChunkInput): Promise<RequestChunkOutput> => {
       const ctx = Context.current();
       const workflowId = ctx.info.workflowExecution?.workflowId;
-      if (!workflowId) throw ApplicationFailure.nonRetryable('requestChunk runs only inside a chunk workflow', 'NoWorkflow');
+      if (!workflowId)
+        throw ApplicationFailure.nonRetryable('requestChunk runs only inside a chunk workflow', 'NoWorkflow');
       const log = logger.child({ exportId: input.exportId, chunk: input.chunk.index, workflowId });
       if (ctx.info.attempt > 1) metrics?.retries.inc({ activity: 'requestChunk' });
       const body: QueryBillDataBody = {
@@ -169,18 +258,33 @@ export function createActivities(deps: ActivityDeps) {
         callBackURL: chunkCallbackUrl(deps.callback, workflowId),
       };
       try {
-        const outcome = await withHeartbeats(ctx, () => ({ request: input.request }), async () => (await ccfsFor(input.exportId)).queryBillData(body, { signal: ctx.cancellationSignal }));
-        metrics?.ccfsAnswers.inc({ operation: 'queryBillData', result: outcome.kind === 'empty' ? '0300012' : '0' });
+        const outcome = await withHeartbeats(
+          ctx,
+          () => ({ request: input.request }),
+          async () => (await ccfsFor(input.exportId)).queryBillData(body, { signal: ctx.cancellationSignal }),
+        );
+        metrics?.ccfsAnswers.inc({
+          operation: 'queryBillData',
+          result: outcome.kind === 'empty' ? '0300012' : '0',
+        });
+        const mode = deps.callback.mode ?? 'callback';
         if (outcome.kind === 'empty') {
           log.info({ request: input.request }, 'chunk has no data (0300012)');
-          return { kind: 'empty', resultDesc: outcome.resultDesc };
+          return { kind: 'empty', resultDesc: outcome.resultDesc, mode };
         }
-        log.info({ request: input.request, responseId: outcome.responseId, attempt: ctx.info.attempt }, 'chunk requested');
-        return { kind: 'accepted', responseId: outcome.responseId };
+        log.info(
+          { request: input.request, responseId: outcome.responseId, attempt: ctx.info.attempt },
+          'chunk requested',
+        );
+        return { kind: 'accepted', responseId: outcome.responseId, mode };
       } catch (err) {
-        if (err instanceof CcfsError) metrics?.ccfsAnswers.inc({ operation: 'queryBillData', result: err.resultCode ?? err.type });
+        if (err instanceof CcfsError)
+          metrics?.ccfsAnswers.inc({ operation: 'queryBillData', result: err.resultCode ?? err.type });
         if (ctx.info.attempt > 1 || !(err instanceof CcfsError && err.retryable)) {
-          log.warn({ err: err instanceof Error ? err.message : String(err), attempt: ctx.info.attempt }, 'queryBillData failed');
+          log.warn(
+            { err: err instanceof Error ? err.message : String(err), attempt: ctx.info.attempt },
+            'queryBillData failed',
+          );
         }
         throw toFailure(err);
       }
@@ -190,57 +294,129 @@ export function createActivities(deps: ActivityDeps) {
      * Streams the bill file to a temporary file, verifies it and moves it into the export's directory.
      * Every attempt starts from the first byte (CC-FS documents no ranged download) and first removes
      * what an earlier attempt of this chunk left in `.partial/` (a worker killed mid-download).
+     * With `probe`, tries each documented name in turn (protocol §4) and returns `not-found` when none
+     * exists yet. 0300012 for the file, or a ZIP without data rows, is `empty` (issue 13, item 5).
      */
-    downloadChunk: async (input: DownloadChunkInput): Promise<DownloadChunkOutput> => {
+    downloadChunk: async (input: DownloadChunkInput): Promise<DownloadChunkOutcome> => {
       const ctx = Context.current();
-      const log = logger.child({ exportId: input.exportId, chunk: input.chunk.index, workflowId: ctx.info.workflowExecution?.workflowId });
+      const log = logger.child({
+        exportId: input.exportId,
+        chunk: input.chunk.index,
+        workflowId: ctx.info.workflowExecution?.workflowId,
+      });
       if (ctx.info.attempt > 1) {
         metrics?.retries.inc({ activity: 'downloadChunk' });
         const previous = ctx.info.heartbeatDetails as DownloadHeartbeat | undefined;
-        log.info({ attempt: ctx.info.attempt, previousBytes: previous?.bytes }, 'downloading again from the first byte');
-      } else if (input.callbackLatencyMs !== undefined) metrics?.callbackLatency.observe(input.callbackLatencyMs / 1000);
-      const outputDir = output.exportDir(input.exportId);
-      const started = Date.now();
-      let partial: string | undefined;
-      const progress: DownloadHeartbeat = { billFileName: input.billFileName, bytes: 0 };
-      try {
-        await output.removePartials(input.exportId, input.chunk.index);
-        partial = await output.partialPath(input.exportId, input.chunk.index);
-        const target = partial;
-        const { bytes, sha256 } = await withHeartbeats(
-          ctx,
-          () => progress,
-          async () =>
-            (await ccfsFor(input.exportId)).downloadBillFile(input.billFileName, target, {
-              signal: ctx.cancellationSignal,
-              // Progress is recorded here and sent by the heartbeat timer: a heartbeat per received
-              // chunk cost ~1.3 s of worker CPU per GiB (bench/results/README.md).
-              onProgress: (n) => {
-                progress.bytes = n;
-              },
-            }),
+        log.info(
+          { attempt: ctx.info.attempt, previousBytes: previous?.bytes },
+          'downloading again from the first byte',
         );
-        const summary = await verifyZip(target);
-        const file = output.chunkFileName(input.chunk, input.dataType);
-        await rename(target, join(outputDir, file));
-        if (publish) {
-          const path = join(outputDir, file);
-          await withHeartbeats(ctx, () => progress, () =>
-            publish.publishChunk({ exportId: input.exportId, file, path, sha256, bytes }, { signal: ctx.cancellationSignal }),
+      } else if (input.callbackLatencyMs !== undefined)
+        metrics?.callbackLatency.observe(input.callbackLatencyMs / 1000);
+      const outputDir = output.exportDir(input.exportId);
+      const names = input.probe ?? [input.billFileName];
+      const progress: DownloadHeartbeat = { billFileName: input.billFileName, bytes: 0 };
+      const ccfs = await ccfsFor(input.exportId);
+      for (const billFileName of names) {
+        const started = Date.now();
+        let partial: string | undefined;
+        progress.billFileName = billFileName;
+        progress.bytes = 0;
+        try {
+          await output.removePartials(input.exportId, input.chunk.index);
+          partial = await output.partialPath(input.exportId, input.chunk.index);
+          const target = partial;
+          const { bytes, sha256 } = await withHeartbeats(
+            ctx,
+            () => progress,
+            async () =>
+              ccfs.downloadBillFile(billFileName, target, {
+                signal: ctx.cancellationSignal,
+                // Progress is recorded here and sent by the heartbeat timer: a heartbeat per received
+                // chunk cost ~1.3 s of worker CPU per GiB (bench/results/README.md).
+                onProgress: (n) => {
+                  progress.bytes = n;
+                },
+              }),
           );
+          const summary = await verifyZip(target);
+          const content = describeContent(summary, input.dataType);
+          metrics?.ccfsAnswers.inc({ operation: 'downloadBillFile', result: '0' });
+          if (content.empty) {
+            // Nothing to keep: an empty chunk has no file, whichever way CC-FS said "no data".
+            await rm(target, { force: true });
+            log.info(
+              { billFileName, bytes, entries: summary.entries.length, probe: input.probe !== undefined },
+              'bill file holds no data rows; chunk is empty',
+            );
+            return { kind: 'empty', billFileName, detail: content.detail };
+          }
+          const file = output.chunkFileName(input.chunk, input.dataType);
+          await rename(target, join(outputDir, file));
+          if (publish) {
+            const path = join(outputDir, file);
+            await withHeartbeats(
+              ctx,
+              () => progress,
+              () =>
+                publish.publishChunk(
+                  { exportId: input.exportId, file, path, sha256, bytes },
+                  { signal: ctx.cancellationSignal },
+                ),
+            );
+          }
+          const rows = content.entries.reduce((n, e) => n + e.rows, 0);
+          metrics?.downloaded(bytes, (Date.now() - started) / 1000);
+          if (content.warnings.length > 0)
+            log.warn({ billFileName, warnings: content.warnings }, 'bill file verified with warnings');
+          log.info(
+            {
+              billFileName,
+              bytes,
+              rows,
+              sha256,
+              attempt: ctx.info.attempt,
+              probe: input.probe !== undefined,
+            },
+            'chunk downloaded and verified',
+          );
+          return {
+            kind: 'file',
+            file,
+            bytes,
+            sha256,
+            rows,
+            entries: content.entries,
+            billFileName,
+            ...(content.warnings.length > 0 && { warnings: content.warnings }),
+          };
+        } catch (err) {
+          if (partial) await rm(partial, { force: true });
+          if (err instanceof CcfsError)
+            metrics?.ccfsAnswers.inc({ operation: 'downloadBillFile', result: err.resultCode ?? err.type });
+          if (err instanceof CcfsError && err.type === 'CcfsNoData') {
+            log.info({ billFileName }, 'downloadBillFile answered 0300012; chunk is empty');
+            return {
+              kind: 'empty',
+              billFileName,
+              detail: `downloadBillFile ${billFileName} answered ${err.resultCode ?? '0300012'} (no data)`,
+            };
+          }
+          // Probing: 0300011 is "not generated yet" (or another date's name); try the next name.
+          if (input.probe && err instanceof CcfsError && err.type === 'CcfsFileNotFound') continue;
+          log.warn(
+            {
+              err: err instanceof Error ? err.message : String(err),
+              attempt: ctx.info.attempt,
+              bytes: progress.bytes,
+            },
+            'download failed',
+          );
+          throw toFailure(err, outputDir);
         }
-        const entries = summary.entries.map(({ name, kind, rows, uncompressedBytes }) => ({ name, kind, rows, uncompressedBytes }));
-        const rows = entries.reduce((n, e) => n + e.rows, 0);
-        metrics?.downloaded(bytes, (Date.now() - started) / 1000);
-        metrics?.ccfsAnswers.inc({ operation: 'downloadBillFile', result: '0' });
-        log.info({ billFileName: input.billFileName, bytes, rows, sha256, attempt: ctx.info.attempt }, 'chunk downloaded and verified');
-        return { file, bytes, sha256, rows, entries };
-      } catch (err) {
-        if (partial) await rm(partial, { force: true });
-        if (err instanceof CcfsError) metrics?.ccfsAnswers.inc({ operation: 'downloadBillFile', result: err.resultCode ?? err.type });
-        log.warn({ err: err instanceof Error ? err.message : String(err), attempt: ctx.info.attempt, bytes: progress.bytes }, 'download failed');
-        throw toFailure(err, outputDir);
       }
+      log.debug({ tried: names }, 'no bill file under the documented names yet');
+      return { kind: 'not-found', tried: names };
     },
 
     /** Records a finished chunk (verified, empty, failed or cancelled) for the manifest. */
@@ -248,7 +424,8 @@ export function createActivities(deps: ActivityDeps) {
       try {
         await output.writeChunkResult(input.exportId, input.result);
         // Only this chunk's: other chunks of the export may still be downloading.
-        if (input.result.state === 'cancelled') await output.removePartials(input.exportId, input.result.index);
+        if (input.result.state === 'cancelled')
+          await output.removePartials(input.exportId, input.result.index);
       } catch (err) {
         throw toFailure(err, output.root);
       }
@@ -266,11 +443,14 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** Creates the export's directory and request file; returns the chunks a previous run finished. */
-    prepareExport: async (input: { request: ExportRequest }): Promise<{ manifestPath: string; done: FinishedChunk[] }> => {
+    prepareExport: async (input: {
+      request: ExportRequest;
+    }): Promise<{ manifestPath: string; done: FinishedChunk[] }> => {
       const { request } = input;
       const existing = await output.readRequest(request.exportId);
       if (existing) {
-        const same = (['begin', 'end', 'timeZone', 'dataType'] as const).every((k) => existing[k] === request[k]) &&
+        const same =
+          (['begin', 'end', 'timeZone', 'dataType'] as const).every((k) => existing[k] === request[k]) &&
           JSON.stringify(existing.filters) === JSON.stringify(request.filters) &&
           existing.options.chunkSeconds === request.options.chunkSeconds;
         if (!same) {
@@ -285,17 +465,19 @@ export function createActivities(deps: ActivityDeps) {
         // A run starts with nothing of its own in flight: whatever temporary files exist are a crash's.
         await output.removePartials(request.exportId);
         await output.removeTempFiles(request.exportId);
-        const done = (await output.finishedChunks(request.exportId)).map(({ index, begin, end, state, requests, bytes, rows }) => ({
-          index,
-          begin,
-          end,
-          state: state as FinishedChunk['state'],
-          requests,
-          bytes,
-          rows,
-        }));
+        const done = (await output.finishedChunks(request.exportId)).map(
+          ({ index, begin, end, state, requests, bytes, rows }) => ({
+            index,
+            begin,
+            end,
+            state: state as FinishedChunk['state'],
+            requests,
+            bytes,
+            rows,
+          }),
+        );
         const manifestPath = await output.writeManifest(request.exportId, 'running');
-      await publish?.publishManifest({ exportId: request.exportId, path: manifestPath });
+        await publish?.publishManifest({ exportId: request.exportId, path: manifestPath });
         return { manifestPath, done };
       } catch (err) {
         throw toFailure(err, output.root);
@@ -307,7 +489,10 @@ export function createActivities(deps: ActivityDeps) {
      * finished or was cancelled, nothing writes to its directory any more: temporary files that a
      * crash left behind (downloads, atomic writes) are removed first.
      */
-    writeManifest: async (input: { exportId: string; state: ExportState }): Promise<{ manifestPath: string }> => {
+    writeManifest: async (input: {
+      exportId: string;
+      state: ExportState;
+    }): Promise<{ manifestPath: string }> => {
       try {
         if (input.state !== 'running') {
           await output.removePartials(input.exportId);

@@ -43,7 +43,24 @@ export interface ExportOptions {
    * Optional so requests written before it existed stay valid; `DEFAULT_HEARTBEAT_TIMEOUT_MS` then.
    */
   heartbeatTimeoutMs?: number;
+  /**
+   * How often a chunk tries to download its file under the documented name while it waits
+   * (docs/ccfs-protocol.md §4: `yyyyMMdd_<responseId without hyphens>.zip`), so a lost callback costs
+   * one interval, not a callback timeout. Optional so requests written before it existed stay valid;
+   * `DEFAULT_PROBE_INTERVAL_MS` (or `DEFAULT_PROBE_ONLY_INTERVAL_MS` with `CALLBACK_MODE=none`) then.
+   */
+  probeIntervalMs?: number;
 }
+
+/**
+ * With callbacks: a callback normally arrives seconds after the file is generated, so probes are the
+ * fallback for a lost one. Every 2 min costs a chunk ≤ 4 small downloadBillFile answers (0300011)
+ * per responseId per interval, a few per minute for a whole export, well under CC-FS flow control,
+ * and delays an export whose callbacks are all lost by at most ~2 min per chunk.
+ */
+export const DEFAULT_PROBE_INTERVAL_MS = 2 * 60_000;
+/** With `CALLBACK_MODE=none` probing is the only path, so it runs more often; the worker's rate governor still bounds it. */
+export const DEFAULT_PROBE_ONLY_INTERVAL_MS = 30_000;
 
 /** Activities heartbeat every few seconds whatever the progress, so this only has to outlast a pause of the worker. */
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 20_000;
@@ -94,6 +111,8 @@ export interface LedgerEntry extends ChunkRange {
   error?: string;
   /** The failure's type (`CcfsAuthRejected`, `CcfsUnavailable`, `CallbackTimeout`, …) when the chunk failed. */
   errorType?: string;
+  /** A verified chunk's ZIP lacked a requested kind or held entries of unknown names (ChunkResult.warnings). */
+  warnings?: string[];
   /** ISO time (workflow clock) the export started this chunk's workflow: how long a running chunk has taken. */
   startedAt?: string;
   /** What a running chunk last reported (`chunkProgressSignal`), when it reports. */
@@ -167,7 +186,14 @@ export interface ExportResult {
   counts: Record<ChunkState, number>;
   totals: { chunks: number; bytes: number; rows: number };
   manifestPath: string;
-  failedChunks: Array<{ index: number; begin: string; end: string; state: 'failed' | 'cancelled'; error?: string; errorType?: string }>;
+  failedChunks: Array<{
+    index: number;
+    begin: string;
+    end: string;
+    state: 'failed' | 'cancelled';
+    error?: string;
+    errorType?: string;
+  }>;
 }
 
 export interface ChunkWorkflowInput {
@@ -177,6 +203,17 @@ export interface ChunkWorkflowInput {
   dataType: DataType;
   filters: ExportFilters;
   options: ExportOptions;
+  /**
+   * Requests an earlier run of this chunk made (from its record on disk, on `retry`): their files
+   * are tried under the documented names before the chunk requests again.
+   */
+  previousRequests?: ChunkRequest[];
+}
+
+/** One accepted queryBillData of a chunk: the responseId and when it was requested (ISO, workflow clock). */
+export interface ChunkRequest {
+  responseId: string;
+  requestedAt: string;
 }
 
 export interface ZipEntrySummary {
@@ -200,11 +237,17 @@ export interface ChunkResult extends ChunkRange {
   downloadAttempts?: number;
   error?: string;
   errorType?: string;
+  /** Every accepted request of the chunk (this run's and earlier runs'), so a retry can try their files first. */
+  requestLog?: ChunkRequest[];
+  /** How the file was found: by CC-FS's callback, or by trying its documented name (`probe`). */
+  foundBy?: 'callback' | 'probe';
+  /** A verified ZIP that lacks a requested kind or holds entries of unknown names; also per entry in `entries`. */
+  warnings?: string[];
   /** On a record of a range CC-FS refused as too long (written by the export): the span used after it, wall seconds. */
   spanSeconds?: number;
 }
 
-export type ChunkPhase = 'requesting' | 'waiting-for-callback' | 'downloading' | 'done';
+export type ChunkPhase = 'requesting' | 'waiting-for-callback' | 'probing' | 'downloading' | 'done';
 
 export interface ChunkProgress {
   phase: ChunkPhase;
@@ -213,6 +256,8 @@ export interface ChunkProgress {
   since: string;
   callbacksReceived: number;
   callbacksRejected: number;
+  /** Tries of the documented file names (each a downloadBillFile per name until one is found). */
+  probes?: number;
 }
 
 /** What the callback endpoint sends to a chunk when CC-FS calls back. */
