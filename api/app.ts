@@ -5,10 +5,9 @@ import { rateLimit } from 'express-rate-limit';
 import { z } from 'zod';
 import type { Client } from '@temporalio/client';
 import { buildExportRequest, StartExportInput } from '../lib/export-input';
-import type { ExportService } from '../lib/export-service';
+import { EXPORT_STATES, ExportRequestError, normalizeState, type ExportService } from '../lib/export-service';
 import type { Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
-import { CALLBACK_ROUTE } from '../lib/callback-token';
 import { EXPORT_ID_PATTERN } from '../workflows/definitions';
 import { callbackRouter, type CallbackRouteDeps } from './callback-route';
 import { errorHandler, HttpError } from './http-error';
@@ -32,7 +31,8 @@ export interface AppDeps {
 const ListQuery = z
   .object({
     tenant: z.string().max(64).optional(),
-    state: z.enum(['running', 'completed', 'completed_with_failures', 'cancelled']).optional(),
+    // `canceled` (US spelling) is read as `cancelled`; anything else unknown is refused with the list.
+    state: z.preprocess((v) => (typeof v === 'string' ? normalizeState(v) : v), z.enum(EXPORT_STATES)).optional(),
     dataType: z.enum(['call', 'record', 'call_record']).optional(),
     from: z.iso.datetime({ offset: true }).optional(),
     to: z.iso.datetime({ offset: true }).optional(),
@@ -90,7 +90,8 @@ export function createApp(deps: AppDeps): Express {
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 
-  app.use(CALLBACK_ROUTE, callbackRouter({ ...deps.callback, client: deps.client, logger: deps.logger, metrics: deps.metrics }));
+  // At the root: the token route, and with CALLBACK_ROUTING=response-id the fixed URL's path (`/` included).
+  app.use(callbackRouter({ ...deps.callback, client: deps.client, logger: deps.logger, metrics: deps.metrics }));
 
   const api = express.Router();
   api.use(rateLimit({ windowMs: 60_000, limit: deps.rateLimitPerMinute ?? 600, standardHeaders: 'draft-8', legacyHeaders: false }));
@@ -98,12 +99,23 @@ export function createApp(deps: AppDeps): Express {
   api.use(express.json({ limit: '32kb' }));
 
   api.post('/', async (req, res) => {
-    const input = StartExportInput.parse(req.body ?? {});
+    // `allowPartial` is how to start, not what to export: it is not part of the stored request's input.
+    const { allowPartial, ...body } = (req.body ?? {}) as Record<string, unknown>;
+    if (allowPartial !== undefined && typeof allowPartial !== 'boolean')
+      throw new HttpError(400, 'invalid_request', 'allowPartial must be true or false');
+    const input = StartExportInput.parse(body);
     const tenant = input.filters?.accountId ?? 'default';
     const timeZone = typeof deps.tenantTimeZone === 'string' ? deps.tenantTimeZone : deps.tenantTimeZone(tenant);
     if (timeZone === undefined) throw new HttpError(400, 'unknown_tenant', `no tenant "${tenant}" is configured`);
     const request = buildExportRequest(input, { timeZone, origin: 'api' });
-    const started = await deps.exports.start(request);
+    let started;
+    try {
+      started = await deps.exports.start(request, {}, { allowPartial: allowPartial === true });
+    } catch (err) {
+      if (!(err instanceof ExportRequestError)) throw err;
+      const status = err.code === 'export_id_conflict' ? 409 : 400;
+      throw new HttpError(status, err.code, err.message, { error: err.code, message: err.message, fields: err.fields });
+    }
     res.status(started.created ? 201 : 200).json(started);
   });
 
@@ -120,8 +132,10 @@ export function createApp(deps: AppDeps): Express {
 
   api.post('/:id/cancel', async (req, res) => {
     const id = exportIdParam(req.params.id);
-    if (!(await deps.exports.cancel(id))) throw new HttpError(404, 'not_found', 'no export with this ID');
-    res.status(202).json({ exportId: id, cancelRequested: true });
+    const outcome = await deps.exports.cancel(id);
+    if (!outcome) throw new HttpError(404, 'not_found', 'no export with this ID');
+    // A finished export has nothing to cancel: 200 with its state, and nothing changes.
+    res.status(outcome.cancelRequested ? 202 : 200).json({ exportId: id, ...outcome });
   });
 
   api.post('/:id/retry', async (req, res) => {
@@ -129,6 +143,8 @@ export function createApp(deps: AppDeps): Express {
     const started = await deps.exports.retry(id);
     if ('error' in started) {
       if (started.error === 'not-found') throw new HttpError(404, 'not_found', 'no export with this ID');
+      if (started.error === 'nothing-to-retry')
+        throw new HttpError(409, 'nothing_to_retry', `the export ${'state' in started ? started.state : 'finished'}: every chunk is verified or empty, nothing to retry`);
       throw new HttpError(409, 'still_running', 'the export is still running; retry it once it has finished');
     }
     res.status(202).json(started);

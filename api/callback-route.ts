@@ -1,11 +1,20 @@
-import express, { type Router } from 'express';
+import { setTimeout as sleep } from 'node:timers/promises';
+import express, { type Request, type Response, type Router } from 'express';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { CALLBACK_SUCCESS, CallbackBody, billFileMatchesResponse } from '../ccfs/protocol';
-import { verify } from '../ccfs/signer';
-import { readCallbackToken } from '../lib/callback-token';
+import { Counter } from 'prom-client';
+import {
+  CALLBACK_SUCCESS,
+  CallbackBody,
+  billFileMatchesResponse,
+  normalizeResponseId,
+} from '../ccfs/protocol';
+import { verifyAs } from '../ccfs/signer';
+import { CALLBACK_ROUTE, readCallbackToken, type CallbackRouting } from '../lib/callback-token';
 import { workflowLogFields, type Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
 import { callbackSignal } from '../workflows/definitions';
+import { ResponseIdsKey } from '../workflows/search-attributes';
+import { receivedCallback, signedForms } from './callback-signed-forms';
 
 export interface CallbackRouteDeps {
   client: Client;
@@ -18,6 +27,16 @@ export interface CallbackRouteDeps {
   logger: Logger;
   metrics?: Metrics;
   now?: () => Date;
+  /**
+   * CALLBACK_BASE_URL: the URL CC-FS was given, through any gateway. Signatures are also checked
+   * against its host (with and without port) and path; with `response-id` routing, callbacks are
+   * accepted on its path. Unset: only what arrives is verified, and the fixed route is `/`.
+   */
+  publicBaseUrl?: string;
+  /** CALLBACK_ROUTING; default `token`. The token route works in both modes. */
+  routing?: CallbackRouting;
+  /** How long a callback waits for Temporal visibility to know its responseId before it is refused. Default 2000 ms. */
+  lookupBudgetMs?: number;
 }
 
 /** CC-FS retries a callback until it gets HTTP 200 with this body; anything else means "try later". */
@@ -30,48 +49,162 @@ function isUnavailable(err: unknown): boolean {
   return code === 14 || code === 4 || name === 'ServiceError' || name === 'TransportError';
 }
 
+const trimSlash = (p: string) => p.replace(/\/+$/, '');
+/** The token is not a secret, but it is a capability of sorts: it stays out of logs. */
+const redactToken = (path: string) => path.replace(/(\/callbacks\/ccfs\/)[^/]+$/, '$1<token>');
+
 /**
- * `POST /callbacks/ccfs/:token`: verifies CC-FS's signature and the routing token, validates the
- * body, and signals the chunk workflow the token names. It answers success only once Temporal has
- * accepted the signal, so a callback is never acknowledged and then lost.
+ * Every path a fixed callback URL can arrive at: its own path and each tail of it (`/gw/hook` →
+ * `/gw/hook`, `/hook`, `/`), as a gateway may strip any leading part. Paths of the management API
+ * are left out, so a callback route never shadows them.
+ */
+function fixedPaths(basePath: string): Set<string> {
+  const segments = trimSlash(basePath).split('/').filter(Boolean);
+  const out = new Set<string>();
+  for (let i = 0; i <= segments.length; i++) {
+    const path = `/${segments.slice(i).join('/')}`;
+    if (!/^\/(exports|schedules|healthz|metrics|callbacks)(\/|$)/.test(path)) out.add(path);
+  }
+  return out;
+}
+
+type Target = { kind: 'token'; token: string } | { kind: 'response-id' };
+
+type Lookup = { kind: 'found'; workflowId: string; runId: string; running: boolean } | { kind: 'unknown' };
+
+/**
+ * The CC-FS callback endpoint, mounted at the app's root (protocol §1, §3):
+ * - `POST /callbacks/ccfs/:token` (also under CALLBACK_BASE_URL's path prefix): the chunk is the one
+ *   the MACed token names;
+ * - with `routing: 'response-id'`, `POST` on CALLBACK_BASE_URL's path (or any tail of it, `/`
+ *   included): the chunk is the one whose `CcfsResponseIds` search attribute holds the callback's
+ *   responseId (hyphens removed, lower case), looked up in Temporal visibility for up to
+ *   `lookupBudgetMs`. Unknown responseId → 404 (CC-FS retries later), nothing signalled; a chunk that
+ *   has closed → success, nothing signalled.
+ * Each verifies CC-FS's auth-v2 signature against the forms CC-FS may have signed (callback-signed-forms.ts),
+ * validates the body, and answers success only once Temporal has accepted the signal, so a callback
+ * is never acknowledged and then lost. Answers: 200 `{"resultCode":"0",...}`; 400/401/404/503 with
+ * `{"resultCode":"1",...}`.
  */
 export function callbackRouter(deps: CallbackRouteDeps): Router {
   const router = express.Router();
   const count = (outcome: string) => deps.metrics?.callbacks.inc({ outcome });
+  const registry = deps.metrics?.registry;
+  const signatures = registry
+    ? ((registry.getSingleMetric('ccfs_export_callback_signatures_total') as Counter | undefined) ??
+      new Counter({
+        name: 'ccfs_export_callback_signatures_total',
+        help: 'Verified callback signatures by the form CC-FS signed (received, forwarded, public-url, …): anything but "received" means a gateway rewrote the request',
+        labelNames: ['signed_as'],
+        registers: [registry],
+      }))
+    : undefined;
+  const routing = deps.routing ?? 'token';
+  const publicPath = deps.publicBaseUrl ? new URL(deps.publicBaseUrl).pathname : '/';
+  const prefix = trimSlash(publicPath);
+  const tokenBases = prefix ? [CALLBACK_ROUTE, `${prefix}${CALLBACK_ROUTE}`] : [CALLBACK_ROUTE];
+  const fixed = routing === 'response-id' ? fixedPaths(publicPath) : new Set<string>();
+  // Precomputed once: per request only the received path is joined in.
+  const tokenForms = signedForms(deps.publicBaseUrl);
+  const fixedForms = signedForms(deps.publicBaseUrl, publicPath);
+  const rawBody = express.raw({ type: () => true, limit: '16kb' });
+  const lookupBudgetMs = deps.lookupBudgetMs ?? 2000;
 
-  router.post('/:token', express.raw({ type: () => true, limit: '16kb' }), async (req, res) => {
-    let log = deps.logger.child({ route: 'callback' });
+  function match(path: string): Target | undefined {
+    for (const base of tokenBases) {
+      if (path.startsWith(`${base}/`)) {
+        const token = path.slice(base.length + 1);
+        if (token && !token.includes('/')) return { kind: 'token', token };
+      }
+    }
+    if (fixed.has(trimSlash(path) || '/')) return { kind: 'response-id' };
+    return undefined;
+  }
+
+  /** The running chunk that requested this responseId, or a closed one, through visibility (eventually consistent). */
+  async function lookup(responseId: string): Promise<Lookup> {
+    // The id is 32 hex here (checked against billFileName), so it cannot break out of the quoted value.
+    const query = `${ResponseIdsKey.name} = '${normalizeResponseId(responseId)}'`;
+    const deadline = Date.now() + lookupBudgetMs;
+    let delay = 50;
+    for (;;) {
+      let closed: Lookup | undefined;
+      for await (const wf of deps.client.workflow.list({ query, pageSize: 10 })) {
+        if (wf.status.name === 'RUNNING')
+          return { kind: 'found', workflowId: wf.workflowId, runId: wf.runId, running: true };
+        closed ??= { kind: 'found', workflowId: wf.workflowId, runId: wf.runId, running: false };
+      }
+      if (closed) return closed;
+      // The chunk upserts the id right after queryBillData answers; a fast callback can beat it.
+      if (Date.now() + delay > deadline) return { kind: 'unknown' };
+      await sleep(delay);
+      delay = Math.min(delay * 2, 400);
+    }
+  }
+
+  async function handle(req: Request, res: Response, target: Target): Promise<void> {
+    let log = deps.logger.child({ route: 'callback', routing: target.kind });
     const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const workflowId = readCallbackToken(deps.tokenKey, String(req.params.token));
-    // Each line below names workflowId itself; the export and chunk it addresses are bound here.
-    const { exportId, chunk } = workflowLogFields(workflowId);
-    if (exportId) log = log.child({ exportId, chunk });
-    if (!workflowId) {
-      count('unknown_target');
-      log.warn({ ip: req.ip }, 'callback for an unknown or forged target');
-      res.status(404).json(fail('unknown callback target'));
-      return;
+    const path = req.originalUrl.split('?')[0]!;
+    let workflowId: string | undefined;
+    let runId: string | undefined;
+    if (target.kind === 'token') {
+      workflowId = readCallbackToken(deps.tokenKey, target.token);
+      // Each line below names workflowId itself; the export and chunk it addresses are bound here.
+      const { exportId, chunk } = workflowLogFields(workflowId);
+      if (exportId) log = log.child({ exportId, chunk });
+      if (!workflowId) {
+        count('unknown_target');
+        log.warn({ ip: req.ip }, 'callback for an unknown or forged target');
+        res.status(404).json(fail('unknown callback target'));
+        return;
+      }
     }
     if (deps.verifySignature) {
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers[k] = v;
-      const result = verify({
-        authorization: req.headers.authorization,
-        method: req.method,
-        path: req.originalUrl.split('?')[0]!,
-        query: new URLSearchParams(req.originalUrl.split('?')[1] ?? '').entries(),
-        headers,
-        body,
-        secretFor: deps.secretFor,
-        now: deps.now?.() ?? new Date(),
-        maxSkewSeconds: deps.maxSkewSeconds,
-      });
+      const received = receivedCallback(req.headers, path);
+      const forms = (target.kind === 'token' ? tokenForms : fixedForms)(received);
+      const result = verifyAs(
+        {
+          authorization: req.headers.authorization,
+          method: req.method,
+          path,
+          query: new URLSearchParams(req.originalUrl.split('?')[1] ?? '').entries(),
+          headers,
+          body,
+          secretFor: deps.secretFor,
+          now: deps.now?.() ?? new Date(),
+          maxSkewSeconds: deps.maxSkewSeconds,
+        },
+        forms,
+      );
       if (!result.ok) {
         count('unauthorized');
-        log.warn({ workflowId, reason: result.reason, ip: req.ip }, 'callback signature rejected');
+        // What arrived and what was tried (hosts and paths only), so a gateway rewrite shows in the log.
+        log.warn(
+          {
+            workflowId,
+            reason: result.reason,
+            ip: req.ip,
+            host: received.host,
+            path: redactToken(path),
+            forwardedHost: received.forwardedHost,
+            forwardedPrefix: received.forwardedPrefix,
+            publicBaseUrl: deps.publicBaseUrl,
+            tried: result.tried?.map((t) => `${t.label} ${t.host ?? ''} ${redactToken(t.path)}`),
+          },
+          'callback signature rejected',
+        );
         res.status(401).json(fail('signature rejected'));
         return;
       }
+      signatures?.inc({ signed_as: result.matched });
+      if (result.matched !== 'received')
+        log.debug(
+          { signedAs: result.matched, host: received.host, path: redactToken(path) },
+          'callback signature matched a rewritten form',
+        );
     }
     let parsed: CallbackBody;
     try {
@@ -90,24 +223,62 @@ export function callbackRouter(deps: CallbackRouteDeps): Router {
       return;
     }
     try {
+      if (target.kind === 'response-id') {
+        const found = await lookup(responseId);
+        if (found.kind === 'unknown') {
+          // Not (yet) known: refuse without signalling anything; CC-FS tries again later.
+          count('unknown_response_id');
+          log.warn({ responseId, ip: req.ip }, 'callback for a responseId no chunk has requested');
+          res.status(404).json(fail('unknown responseId'));
+          return;
+        }
+        workflowId = found.workflowId;
+        runId = found.runId;
+        const { exportId, chunk } = workflowLogFields(workflowId);
+        if (exportId) log = log.child({ exportId, chunk });
+        if (!found.running) {
+          count('already_finished');
+          log.info({ workflowId, responseId }, 'callback for a chunk that already finished');
+          res.json(CALLBACK_SUCCESS);
+          return;
+        }
+      }
       await deps.client.workflow
-        .getHandle(workflowId)
-        .signal(callbackSignal, { responseId, billFileName, accountId, receivedAt: new Date().toISOString() });
+        .getHandle(workflowId!, runId)
+        .signal(callbackSignal, {
+          responseId,
+          billFileName,
+          accountId,
+          receivedAt: new Date().toISOString(),
+        });
       count('signalled');
       log.info({ workflowId, responseId, billFileName }, 'callback signalled');
       res.json(CALLBACK_SUCCESS);
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) {
-        // The token is ours, so the chunk existed: it has finished. Acknowledge so CC-FS stops retrying.
+        // The token (or the search attribute) is ours, so the chunk existed: it has finished. Acknowledge so CC-FS stops retrying.
         count('already_finished');
         log.info({ workflowId, responseId }, 'callback for a chunk that already finished');
         res.json(CALLBACK_SUCCESS);
         return;
       }
       count(isUnavailable(err) ? 'temporal_unavailable' : 'error');
-      log.error({ workflowId, err: err instanceof Error ? err.message : String(err) }, 'could not signal the chunk; CC-FS will retry');
+      log.error(
+        { workflowId, err: err instanceof Error ? err.message : String(err) },
+        'could not signal the chunk; CC-FS will retry',
+      );
       res.status(503).json(fail('temporarily unavailable'));
     }
+  }
+
+  router.use((req, res, next) => {
+    if (req.method !== 'POST') return next();
+    const target = match(req.path);
+    if (!target) return next();
+    rawBody(req, res, (err?: unknown) => {
+      if (err) return next(err);
+      handle(req, res, target).catch(next);
+    });
   });
   return router;
 }

@@ -135,16 +135,19 @@ export interface SignedForm {
 }
 
 export type VerifyAsResult =
-  { ok: true; ak: string; matched: string } | (Extract<VerifyResult, { ok: false }> & { tried?: string[] });
+  | { ok: true; ak: string; matched: string }
+  | (Extract<VerifyResult, { ok: false }> & {
+      tried?: Array<{ label: string; host: string | undefined; path: string }>;
+    });
 
 /**
  * {@link verify} against several forms of the request, in the order given (put the received form
  * first: it is the common case and costs one HMAC more than parsing). The signing key is derived once;
  * each distinct canonical request costs one HMAC-SHA256. Returns the label of the first form whose
- * signature matches, or `mismatch` with the labels tried. Protocol §2; gateways: README "Callback
- * routing and gateways".
+ * signature matches, or `mismatch` with the forms tried (label, host, path). Protocol §2; gateways:
+ * README "Callback routing and gateways".
  */
-export function verifyAs(input: VerifyInput, forms: readonly SignedForm[]): VerifyAsResult {
+export function verifyAs(input: VerifyInput, forms: Iterable<SignedForm>): VerifyAsResult {
   if (!input.authorization) return { ok: false, reason: 'missing' };
   const parsed = parseAuthorization(input.authorization);
   if (!parsed) return { ok: false, reason: 'malformed' };
@@ -162,7 +165,7 @@ export function verifyAs(input: VerifyInput, forms: readonly SignedForm[]): Veri
   const given = Buffer.from(parsed.signature, 'utf8');
   const signsHost = parsed.signedHeaders.includes('host');
   const seen = new Set<string>();
-  const tried: string[] = [];
+  const tried: Array<{ label: string; host: string | undefined; path: string }> = [];
   for (const form of forms) {
     const host = signsHost ? (form.host ?? input.headers.host) : input.headers.host;
     const path = form.path ?? input.path;
@@ -170,7 +173,7 @@ export function verifyAs(input: VerifyInput, forms: readonly SignedForm[]): Veri
     const key = `${host ?? ''}\n${path}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    tried.push(form.label);
+    tried.push({ label: form.label, host, path });
     const canonical = canonicalRequest({
       ...input,
       path,
