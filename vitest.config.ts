@@ -8,7 +8,23 @@ export default defineConfig({
       },
       {
         // Real HTTP between real modules (client, simulator, API), no Temporal server.
-        test: { name: 'component', include: ['test/component/**/*.test.ts'], pool: 'forks', testTimeout: 60_000 },
+        test: {
+          name: 'component',
+          include: ['test/component/**/*.test.ts'],
+          pool: 'forks',
+          testTimeout: 60_000,
+        },
+      },
+      {
+        // Recorded histories replayed against the current workflow bundle: no server, but the native
+        // replay worker, so a process of its own.
+        test: {
+          name: 'replay',
+          include: ['test/replay/*.test.ts'],
+          pool: 'forks',
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
       },
       {
         test: {
