@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { planChunks } from '../domain/chunking';
+import { parseWallTime } from '../domain/wall-time';
 import type { ChunkResult, ExportRequest, ExportState } from '../workflows/definitions';
 import { EXPORT_ID_PATTERN } from '../workflows/definitions';
 
@@ -20,9 +21,37 @@ export interface Manifest {
   updatedAt: string;
   request: ExportRequest;
   /** `pending`: no record yet (not started, or still running; in a cancelled export: never started). */
-  totals: { chunks: number; verified: number; empty: number; failed: number; cancelled: number; pending: number; bytes: number; rows: number };
+  totals: {
+    chunks: number;
+    verified: number;
+    empty: number;
+    failed: number;
+    cancelled: number;
+    pending: number;
+    bytes: number;
+    rows: number;
+  };
   chunks: Array<ChunkResult | { index: number; begin: string; end: string; state: 'pending' }>;
+  /**
+   * Chunk spans in wall-clock seconds: planned (`options.chunkSeconds`), in use (shorter once CC-FS
+   * refused a range as too long), the longest range CC-FS answered (verified or empty), and the
+   * ranges it refused (each split into the chunks listed in `chunks`).
+   */
+  span: {
+    plannedSeconds: number;
+    usedSeconds: number;
+    acceptedSeconds?: number;
+    refused: Array<{ index: number; begin: string; end: string; seconds: number }>;
+  };
 }
+
+/** The error type of a record the export writes for a range CC-FS refused as too long (workflows/definitions.ts). */
+const SPAN_REFUSED = 'CcfsSpanRefused';
+
+type ManifestChunk = Manifest['chunks'][number];
+
+/** Wall-clock seconds of a range (what CC-FS's span check sees). */
+const wallSeconds = (r: { begin: string; end: string }) => parseWallTime(r.end) - parseWallTime(r.begin);
 
 const compact = (wall: string) => wall.replace(/-/g, '').replace(' ', 'T').replace(/:/g, '');
 
@@ -60,7 +89,9 @@ export class OutputStore {
 
   async readRequest(exportId: string): Promise<ExportRequest | undefined> {
     try {
-      return JSON.parse(await readFile(join(this.exportDir(exportId), 'request.json'), 'utf8')) as ExportRequest;
+      return JSON.parse(
+        await readFile(join(this.exportDir(exportId), 'request.json'), 'utf8'),
+      ) as ExportRequest;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
@@ -72,20 +103,26 @@ export class OutputStore {
   }
 
   async readChunkResults(exportId: string): Promise<Map<number, ChunkResult>> {
+    return new Map((await this.readChunkRecords(exportId)).map(({ result }) => [result.index, result]));
+  }
+
+  /** Every chunk record with the time it was last written (which of two records of one range is newer). */
+  private async readChunkRecords(exportId: string): Promise<Array<{ result: ChunkResult; mtimeMs: number }>> {
     const dir = join(this.exportDir(exportId), 'chunks');
-    const results = new Map<number, ChunkResult>();
     let names: string[];
     try {
       names = await readdir(dir);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return results;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
+    const records: Array<{ result: ChunkResult; mtimeMs: number }> = [];
     for (const name of names.filter((n) => /^\d{4,}\.json$/.test(n))) {
-      const result = JSON.parse(await readFile(join(dir, name), 'utf8')) as ChunkResult;
-      results.set(result.index, result);
+      const path = join(dir, name);
+      const [text, info] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
+      records.push({ result: JSON.parse(text) as ChunkResult, mtimeMs: info.mtimeMs });
     }
-    return results;
+    return records;
   }
 
   async writeChunkResult(exportId: string, result: ChunkResult): Promise<void> {
@@ -109,15 +146,100 @@ export class OutputStore {
     return done;
   }
 
+  /**
+   * The span a run of this export last used: the shortest `spanSeconds` of the records of ranges CC-FS
+   * refused, or undefined when it refused none. A new run (retry) plans its gaps with it.
+   */
+  async spanInUse(exportId: string): Promise<number | undefined> {
+    const spans = [...(await this.readChunkResults(exportId)).values()].flatMap((r) =>
+      r.errorType === SPAN_REFUSED && r.spanSeconds !== undefined ? [r.spanSeconds] : [],
+    );
+    return spans.length > 0 ? Math.min(...spans) : undefined;
+  }
+
+  /**
+   * The manifest's chunks, in time order. While no range was split and every record matches the plan
+   * of the request, that plan (the records overlaid by index and range). Otherwise the records are the
+   * truth: verified and empty ones first, then the newest failed or cancelled record of each range
+   * they leave open; what no record covers is pending, planned with the span in use. Records of
+   * refused ranges are not chunks (their parts are): they are listed under `span.refused`.
+   */
+  private async manifestChunks(
+    exportId: string,
+    request: ExportRequest,
+  ): Promise<{ chunks: ManifestChunk[]; span: Manifest['span'] }> {
+    const records = await this.readChunkRecords(exportId);
+    const refused = records
+      .filter((r) => r.result.errorType === SPAN_REFUSED && r.result.spanSeconds !== undefined)
+      .map((r) => r.result);
+    const plannedSeconds = request.options.chunkSeconds;
+    const usedSeconds = Math.min(plannedSeconds, ...refused.map((r) => r.spanSeconds!));
+    const plan = planChunks({
+      begin: request.begin,
+      end: request.end,
+      timeZone: request.timeZone,
+      chunkSeconds: plannedSeconds,
+    });
+    const aligned =
+      refused.length === 0 &&
+      records.every(({ result: r }) => plan[r.index]?.begin === r.begin && plan[r.index]?.end === r.end);
+    let chunks: ManifestChunk[];
+    if (aligned) {
+      const byIndex = new Map(records.map(({ result }) => [result.index, result]));
+      chunks = plan.map((c) => byIndex.get(c.index) ?? { ...c, state: 'pending' as const });
+    } else {
+      const done = records
+        .filter(({ result: r }) => r.state === 'verified' || r.state === 'empty')
+        .sort((a, b) => a.result.begin.localeCompare(b.result.begin));
+      const others = records
+        .filter(({ result: r }) => (r.state === 'failed' || r.state === 'cancelled') && !refused.includes(r))
+        .sort((a, b) => b.mtimeMs - a.mtimeMs);
+      const taken: ChunkResult[] = [];
+      const overlaps = (r: ChunkResult) =>
+        r.begin < request.begin ||
+        r.end > request.end ||
+        taken.some((t) => r.begin < t.end && t.begin < r.end);
+      for (const { result } of [...done, ...others]) if (!overlaps(result)) taken.push(result);
+      taken.sort((a, b) => a.begin.localeCompare(b.begin));
+      chunks = [];
+      let nextIndex = Math.max(plan.length, ...records.map(({ result }) => result.index + 1));
+      let cursor = request.begin;
+      const gap = (end: string) => {
+        if (end <= cursor) return;
+        for (const c of planChunks({
+          begin: cursor,
+          end,
+          timeZone: request.timeZone,
+          chunkSeconds: usedSeconds,
+        })) {
+          chunks.push({ index: nextIndex++, begin: c.begin, end: c.end, state: 'pending' });
+        }
+      };
+      for (const r of taken) {
+        gap(r.begin);
+        chunks.push(r);
+        cursor = r.end;
+      }
+      gap(request.end);
+    }
+    const answered = chunks.filter((c) => c.state === 'verified' || c.state === 'empty').map(wallSeconds);
+    return {
+      chunks,
+      span: {
+        plannedSeconds,
+        usedSeconds,
+        ...(answered.length > 0 && { acceptedSeconds: Math.max(...answered) }),
+        refused: refused
+          .map(({ index, begin, end }) => ({ index, begin, end, seconds: wallSeconds({ begin, end }) }))
+          .sort((a, b) => a.begin.localeCompare(b.begin) || b.seconds - a.seconds),
+      },
+    };
+  }
+
   async writeManifest(exportId: string, state: ExportState): Promise<string> {
     const request = await this.readRequest(exportId);
     if (!request) throw new Error(`export ${exportId} has no request.json`);
-    const results = await this.readChunkResults(exportId);
-    const plan = planChunks({ begin: request.begin, end: request.end, timeZone: request.timeZone, chunkSeconds: request.options.chunkSeconds });
-    const chunks = plan.map((c) => {
-      const r = results.get(c.index);
-      return r && r.begin === c.begin && r.end === c.end ? r : { ...c, state: 'pending' as const };
-    });
+    const { chunks, span } = await this.manifestChunks(exportId, request);
     const count = (s: string) => chunks.filter((c) => c.state === s).length;
     const manifest: Manifest = {
       exportId,
@@ -135,6 +257,7 @@ export class OutputStore {
         rows: chunks.reduce((n, c) => n + ('rows' in c ? (c.rows ?? 0) : 0), 0),
       },
       chunks,
+      span,
     };
     const path = this.manifestPath(exportId);
     await writeJsonAtomic(path, manifest);
@@ -150,7 +273,9 @@ export class OutputStore {
     const prefix = `${String(index).padStart(4, '0')}-`;
     const dir = this.partialDir(exportId);
     const names = await readdir(dir).catch(() => [] as string[]);
-    await Promise.all(names.filter((n) => n.startsWith(prefix)).map((n) => rm(join(dir, n), { force: true })));
+    await Promise.all(
+      names.filter((n) => n.startsWith(prefix)).map((n) => rm(join(dir, n), { force: true })),
+    );
   }
 
   /**
