@@ -47,7 +47,8 @@ export class CallbackDispatcher {
   }
 
   /** Hands a callback over for delivery, applying drop / late / duplicate / reorder. */
-  dispatch(job: CallbackJob): void {
+  dispatch(given: CallbackJob): void {
+    const job = this.shaped(given);
     const target = { responseId: job.responseId, billFileName: job.billFileName };
     const { faults } = this.deps;
     if (faults.fires('dropCallback', target)) {
@@ -63,6 +64,28 @@ export class CallbackDispatcher {
     };
     if (lateMs > 0) this.later(lateMs, start);
     else start();
+  }
+
+  /**
+   * The body in the shape the options ask for (the readings of the seed a real CC-FS may follow):
+   * `accountId: ""` when the query named none, responseId hyphenated upper-case, `billName` for
+   * `billFileName`. Serialised once here: the same bytes are signed and sent on every attempt.
+   */
+  private shaped(job: CallbackJob): CallbackJob {
+    const options = this.deps.options();
+    const { callbackEmptyAccountId, callbackResponseId, callbackFileField } = options;
+    if (!callbackEmptyAccountId && callbackResponseId === 'as-issued' && callbackFileField === 'billFileName')
+      return job;
+    const parsed = JSON.parse(job.body) as { request?: unknown; msgBody: Record<string, string> };
+    const { responseId, billFileName, accountId } = parsed.msgBody;
+    const id =
+      callbackResponseId === 'upper-hyphenated' ? upperHyphenated(responseId ?? job.responseId) : responseId;
+    const msgBody: Record<string, string | undefined> = {
+      responseId: id,
+      [callbackFileField]: billFileName,
+      accountId: accountId ?? (callbackEmptyAccountId ? '' : undefined),
+    };
+    return { ...job, body: JSON.stringify({ request: parsed.request, msgBody }) };
   }
 
   private hold(job: CallbackJob, duplicate: boolean): void {
@@ -137,7 +160,7 @@ export class CallbackDispatcher {
     const url = new URL(job.url);
     const body = Buffer.from(job.body, 'utf8');
     const headers: Record<string, string> = {
-      host: url.host,
+      host: callbackHost(url, options.callbackHost),
       'content-type': 'application/json;charset=UTF-8',
       'content-length': String(body.length),
     };
@@ -221,6 +244,23 @@ export class CallbackDispatcher {
     this.abort.abort();
     await this.agent.destroy().catch(() => undefined);
   }
+}
+
+/** `9239cb50a838…` or `9239cb50-a838-…` → `9239CB50-A838-4BB0-AB50-3441BF089446`. */
+function upperHyphenated(responseId: string): string {
+  const hex = responseId.replace(/-/g, '');
+  if (!/^[0-9a-fA-F]{32}$/.test(hex)) return responseId.toUpperCase();
+  return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)]
+    .join('-')
+    .toUpperCase();
+}
+
+/** The Host a callback carries and signs (option `callbackHost`); the connection still goes to the URL's port. */
+function callbackHost(url: URL, form: 'url' | 'no-port' | 'default-port'): string {
+  if (form === 'no-port') return url.hostname;
+  if (form === 'default-port')
+    return `${url.hostname}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`;
+  return url.host;
 }
 
 function shuffled<T>(items: T[], rng: () => number): T[] {

@@ -106,6 +106,18 @@ export interface SimulatorOptions {
   extraCdrColumns?: boolean;
   /** Whether responseId is a hyphenated UUID (billFileName never has hyphens). Default false. */
   responseIdHyphens?: boolean;
+  /**
+   * The Host of callbacks, sent and signed: `url` the callBackURL's host as is, `no-port` without any
+   * port (the seed's example: URL `https://10.57.118.171:8000`, `Host: 10.57.118.171`), `default-port`
+   * with the scheme's port spelled out (`:443` / `:80`). Default `url`.
+   */
+  callbackHost?: 'url' | 'no-port' | 'default-port';
+  /** `accountId: ""` in callbacks of queries that named no account, as the seed's example shows. Default false. */
+  callbackEmptyAccountId?: boolean;
+  /** responseId in callbacks: as issued, or hyphenated upper-case (billFileName stays as generated). Default `as-issued`. */
+  callbackResponseId?: 'as-issued' | 'upper-hyphenated';
+  /** Name of the file field in callbacks: `billFileName` (table 7) or `billName` (the seed's prose). Default `billFileName`. */
+  callbackFileField?: 'billFileName' | 'billName';
   /** Accepted distance between a request's signed timestamp and now. Default 900. */
   skewSeconds?: number;
   /** Consecutive bad signatures from one IP before it is locked (403). Default 20. */
@@ -144,6 +156,10 @@ export const DEFAULTS = {
   fileTtlMs: Number.POSITIVE_INFINITY,
   extraCdrColumns: false,
   responseIdHyphens: false,
+  callbackHost: 'url',
+  callbackEmptyAccountId: false,
+  callbackResponseId: 'as-issued',
+  callbackFileField: 'billFileName',
   skewSeconds: 900,
   lockAfterFailures: 20,
   lockDurationMs: 600_000,
@@ -184,6 +200,10 @@ const OptionsSchema = z.object({
   padCallFileToBytes: nonNegative.max(0xffff0000).optional(),
   extraCdrColumns: z.boolean().optional(),
   responseIdHyphens: z.boolean().optional(),
+  callbackHost: z.enum(['url', 'no-port', 'default-port']).optional(),
+  callbackEmptyAccountId: z.boolean().optional(),
+  callbackResponseId: z.enum(['as-issued', 'upper-hyphenated']).optional(),
+  callbackFileField: z.enum(['billFileName', 'billName']).optional(),
   skewSeconds: nonNegative.optional(),
   lockAfterFailures: positiveInt.optional(),
   lockDurationMs: nonNegative.optional(),

@@ -40,14 +40,17 @@ interface FieldRule {
   max: number;
 }
 
-/** Checks presence, type, emptiness and length of an optional field. */
+/**
+ * Checks type and length of an optional field. Absent, null and `""` all mean "not given": the seed's
+ * own request example sends `"accountId": ""`, `"agentId": ""`, `"callId": ""` for unused filters.
+ */
 function optional(
   msgBody: Record<string, unknown>,
   name: string,
   rule: FieldRule,
 ): Checked<string | undefined> {
   const value = msgBody[name];
-  if (value === undefined || value === null) return { ok: true, value: undefined };
+  if (value === undefined || value === null || value === '') return { ok: true, value: undefined };
   return required(msgBody, name, rule);
 }
 
