@@ -10,6 +10,7 @@ import type { Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
 import type {
   ChunkRange,
+  ChunkRequest,
   ChunkResult,
   DataType,
   ExportFilters,
@@ -111,6 +112,11 @@ export interface FinishedChunk extends ChunkRange {
   requests: number;
   bytes?: number;
   rows?: number;
+}
+
+/** The accepted requests of a chunk an earlier run of the export left failed or cancelled. */
+export interface PreviousRequests extends ChunkRange {
+  requests: ChunkRequest[];
 }
 
 /** Errno codes of the output directory that retrying soon may fix (space freed) and that it cannot (permissions). */
@@ -445,7 +451,7 @@ export function createActivities(deps: ActivityDeps) {
     /** Creates the export's directory and request file; returns the chunks a previous run finished. */
     prepareExport: async (input: {
       request: ExportRequest;
-    }): Promise<{ manifestPath: string; done: FinishedChunk[] }> => {
+    }): Promise<{ manifestPath: string; done: FinishedChunk[]; previousRequests?: PreviousRequests[] }> => {
       const { request } = input;
       const existing = await output.readRequest(request.exportId);
       if (existing) {
@@ -476,9 +482,16 @@ export function createActivities(deps: ActivityDeps) {
             rows,
           }),
         );
+        // Failed or cancelled chunks whose files may still be there: a retry tries those first.
+        const previousRequests: PreviousRequests[] = [];
+        for (const r of (await output.readChunkResults(request.exportId)).values()) {
+          if ((r.state === 'failed' || r.state === 'cancelled') && r.requestLog && r.requestLog.length > 0) {
+            previousRequests.push({ index: r.index, begin: r.begin, end: r.end, requests: r.requestLog });
+          }
+        }
         const manifestPath = await output.writeManifest(request.exportId, 'running');
         await publish?.publishManifest({ exportId: request.exportId, path: manifestPath });
-        return { manifestPath, done };
+        return { manifestPath, done, ...(previousRequests.length > 0 && { previousRequests }) };
       } catch (err) {
         throw toFailure(err, output.root);
       }

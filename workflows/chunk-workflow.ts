@@ -12,29 +12,64 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import type { Activities, DownloadChunkOutcome } from '../activities';
+import { instantToWall } from '../domain/wall-time';
 import {
   callbackSignal,
   ccfsTaskQueue,
   chunkFinishedSignal,
   chunkProgressQuery,
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  DEFAULT_PROBE_INTERVAL_MS,
+  DEFAULT_PROBE_ONLY_INTERVAL_MS,
   exportWorkflowId,
   FailureType,
   type CallbackPayload,
   type ChunkPhase,
+  type ChunkRequest,
   type ChunkResult,
   type ChunkWorkflowInput,
 } from './definitions';
+import { ResponseIdsKey } from './search-attributes';
 
-/** Whether a callback's file was produced for a responseId (hyphens in ids are not significant). */
-export function callbackMatches(cb: CallbackPayload, responseId: string): boolean {
-  const id = responseId.replace(/-/g, '').toLowerCase();
-  return /^\d{8}_[0-9a-f]{32}\.zip$/.test(cb.billFileName) && cb.billFileName.slice(9, 41) === id;
+/** A responseId as it appears in file names and in `CcfsResponseIds`: no hyphens, lower case. */
+export function normaliseResponseId(responseId: string): string {
+  return responseId.replace(/-/g, '').toLowerCase();
 }
+
+/** Whether a callback's file was produced for a responseId (hyphens and case in ids are not significant). */
+export function callbackMatches(cb: CallbackPayload, responseId: string): boolean {
+  return (
+    /^\d{8}_[0-9a-fA-F]{32}\.zip$/.test(cb.billFileName) &&
+    cb.billFileName.slice(9, 41).toLowerCase() === normaliseResponseId(responseId)
+  );
+}
+
+const DAY_MS = 86_400_000;
+const compactDay = (epochMs: number): string =>
+  new Date(epochMs).toISOString().slice(0, 10).replace(/-/g, '');
+
+/**
+ * The names CC-FS may have given the file of a request (docs/ccfs-protocol.md §4,
+ * `yyyyMMdd_<responseId without hyphens>.zip`): the date is the day of the query or of generation, in
+ * the tenant's zone or in UTC, so the request's day in both and the day after each, most likely
+ * first, without duplicates. Empty for a responseId that cannot make a valid name (not 32 hex digits).
+ */
+export function candidateFileNames(request: ChunkRequest, timeZone: string): string[] {
+  const id = normaliseResponseId(request.responseId);
+  const at = Date.parse(request.requestedAt);
+  if (!/^[0-9a-f]{32}$/.test(id) || Number.isNaN(at)) return [];
+  const zoned = instantToWall(Math.floor(at / 1000), timeZone) * 1000;
+  const days = [compactDay(zoned), compactDay(at), compactDay(zoned + DAY_MS), compactDay(at + DAY_MS)];
+  return [...new Set(days)].map((day) => `${day}_${id}.zip`);
+}
+
+/** Probing tries the files of at most this many of the latest requests: older ones have long expired or been found. */
+const MAX_PROBED_REQUESTS = 8;
 
 const short = (wall: string) => wall.slice(0, 16);
 
@@ -45,15 +80,26 @@ const short = (wall: string) => wall.slice(0, 16);
  */
 export function describeFailure(err: unknown, maximumAttempts: number): { message: string; type?: string } {
   const cause = err instanceof ActivityFailure ? err.cause : err;
-  const type = cause instanceof ApplicationFailure ? (cause.type ?? undefined) : cause instanceof TimeoutFailure ? FailureType.activityTimeout : undefined;
+  const type =
+    cause instanceof ApplicationFailure
+      ? (cause.type ?? undefined)
+      : cause instanceof TimeoutFailure
+        ? FailureType.activityTimeout
+        : undefined;
   const message = cause instanceof Error ? cause.message : String(cause);
   if (!(err instanceof ActivityFailure)) return { message, type };
   const activity = err.activityType;
   if (err.retryState === 'MAXIMUM_ATTEMPTS_REACHED') {
-    return { message: `${activity} gave up after ${maximumAttempts} attempts; last error: ${message}. Retry the export once the cause is fixed`, type };
+    return {
+      message: `${activity} gave up after ${maximumAttempts} attempts; last error: ${message}. Retry the export once the cause is fixed`,
+      type,
+    };
   }
   if (cause instanceof TimeoutFailure) {
-    return { message: `${activity} timed out (${cause.timeoutType}) and has no attempts left; retry the export`, type };
+    return {
+      message: `${activity} timed out (${cause.timeoutType}) and has no attempts left; retry the export`,
+      type,
+    };
   }
   return { message, type };
 }
@@ -62,6 +108,14 @@ export function describeFailure(err: unknown, maximumAttempts: number): { messag
  * Exports one ≤ 3-day chunk: request it from CC-FS, wait for the callback signal, download and verify
  * the ZIP. A callback that does not come in time leads to a new request; a callback for any request
  * this chunk made is good data, however late; duplicates are harmless.
+ *
+ * Callbacks are optional (issue 13, item 4; patch `probe-bill-files`): while it waits, every
+ * `probeIntervalMs`, and always before it requests again, the chunk tries to download the files of
+ * its requests under their documented names; a probe that finds one is the download. With the
+ * worker's `CALLBACK_MODE=none` probing is the only path. A retry first tries the files of the earlier
+ * run's requests (`previousRequests`). Empty in every form (0300012 on query or download, a ZIP of
+ * header-only CSVs or of no entries) ends `empty`. A range CC-FS refuses as too long returns
+ * `CcfsSpanRefused` without a record: the export splits it.
  */
 export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkResult> {
   const { chunk, options } = input;
@@ -75,13 +129,26 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
   let rejected = 0;
   let phase: ChunkPhase = 'requesting';
   let since = new Date().toISOString();
+  // Decided once, before any command of this run: histories of the previous release replay without it.
+  const probing = patched('probe-bill-files');
+  /** Accepted requests of this chunk, earlier runs' first (probing only). */
+  const requestLog: ChunkRequest[] = probing ? [...(input.previousRequests ?? [])] : [];
+  let mode: 'callback' | 'none' = 'callback';
+  let probes = 0;
+  let probeNames: string[] = [];
+  const probeIntervalMs = () =>
+    options.probeIntervalMs ?? (mode === 'none' ? DEFAULT_PROBE_ONLY_INTERVAL_MS : DEFAULT_PROBE_INTERVAL_MS);
+  /** Every responseId a callback may name: this run's, and with probing the earlier runs' too. */
+  const knownIds = (): string[] => (probing ? requestLog.map((r) => r.responseId) : responseIds);
 
   setHandler(callbackSignal, (cb) => {
     // The endpoint checked the signature and the routing token; the file name must still belong to
     // the responseId it names, or a confused upstream could make us download someone else's file.
     if (!callbackMatches(cb, cb.responseId)) {
       rejected++;
-      log.warn('rejected a callback whose billFileName does not match its responseId', { responseId: cb.responseId });
+      log.warn('rejected a callback whose billFileName does not match its responseId', {
+        responseId: cb.responseId,
+      });
       return;
     }
     if (callbacks.some((c) => c.billFileName === cb.billFileName)) return; // a duplicate: already known
@@ -95,6 +162,7 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
     since,
     callbacksReceived: callbacks.length,
     callbacksRejected: rejected,
+    probes,
   }));
 
   function enter(next: ChunkPhase): void {
@@ -104,10 +172,19 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
   }
 
   function render(): void {
-    const waiting =
-      phase === 'waiting-for-callback'
-        ? `Waiting for the CC-FS callback for responseId \`${responseIds.at(-1)}\` since ${since} (timeout ${Math.round(options.callbackTimeoutMs / 60000)} min).`
-        : `**${phase}** since ${since}.`;
+    const every = `every ${Math.round(probeIntervalMs() / 1000)} s`;
+    const names = probeNames.map((n) => `\`${n}\``).join(', ');
+    const budget = `${Math.round(options.callbackTimeoutMs / 60000)} min`;
+    let waiting = `**${phase}** since ${since}.`;
+    if (phase === 'waiting-for-callback') {
+      waiting = `Waiting for the CC-FS callback for responseId \`${responseIds.at(-1)}\` since ${since} (timeout ${budget}).`;
+      if (probing) waiting += ` Meanwhile probing for ${names || 'its file'} ${every}.`;
+    } else if (phase === 'probing') {
+      waiting =
+        mode === 'none'
+          ? `Probing for ${names || 'the file'} ${every} since ${since} (CALLBACK_MODE=none: no callback expected; a new request after ${budget}).`
+          : `Probing for ${names || 'the file'} (try ${probes}) since ${since}.`;
+    }
     setCurrentDetails(
       [
         `### Chunk #${chunk.index}: ${chunk.begin} → ${chunk.end} (${input.timeZone})`,
@@ -115,7 +192,12 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
         '',
         `- requests: ${requests} of ${options.maxRequestsPerChunk}`,
         `- responseIds: ${responseIds.join(', ') || '—'}`,
-        `- callbacks: ${callbacks.length} received, ${rejected} rejected`,
+        `- callbacks: ${callbacks.length} received, ${rejected} rejected${mode === 'none' ? ' (CALLBACK_MODE=none)' : ''}`,
+        ...(probing
+          ? [
+              `- probes: ${probes}${requestLog.length > responseIds.length ? ` (incl. ${requestLog.length - responseIds.length} earlier request(s))` : ''}`,
+            ]
+          : []),
         `- download attempts: ${downloadAttempts}`,
       ].join('\n'),
     );
@@ -137,17 +219,24 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
       maximumAttempts: options.retry.maximumAttempts,
     },
   };
-  const { requestChunk, downloadChunk } = proxyActivities<Activities>({ ...ccfsActivity, startToCloseTimeout: '2 minutes' });
+  const { requestChunk, downloadChunk } = proxyActivities<Activities>({
+    ...ccfsActivity,
+    startToCloseTimeout: '2 minutes',
+  });
   const { saveChunkResult } = proxyActivities<Activities>({
     startToCloseTimeout: '1 minute',
     retry: { maximumAttempts: 10 },
   });
 
   const latency = (cb: CallbackPayload) => {
-    const at = requestedAt.get(cb.responseId) ?? [...requestedAt].find(([id]) => callbackMatches(cb, id))?.[1];
+    const at =
+      requestedAt.get(cb.responseId) ?? [...requestedAt].find(([id]) => callbackMatches(cb, id))?.[1];
     return at === undefined ? undefined : Math.max(0, Date.parse(cb.receivedAt) - at);
   };
-  const usable = () => callbacks.find((cb) => !consumed.has(cb.billFileName) && responseIds.some((id) => callbackMatches(cb, id)));
+  const usable = () =>
+    callbacks.find(
+      (cb) => !consumed.has(cb.billFileName) && knownIds().some((id) => callbackMatches(cb, id)),
+    );
 
   async function finish(result: ChunkResult): Promise<ChunkResult> {
     enter('done');
@@ -156,7 +245,12 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
       await CancellationScope.nonCancellable(() => saveChunkResult({ exportId: input.exportId, result }));
     } catch (err) {
       // The export must still hear that this chunk ended, or a later run of it would wait forever.
-      await reportToExport({ ...failed(`the chunk's record could not be saved: ${err instanceof Error ? err.message : String(err)}`), state: 'failed' });
+      await reportToExport({
+        ...failed(
+          `the chunk's record could not be saved: ${err instanceof Error ? err.message : String(err)}`,
+        ),
+        state: 'failed',
+      });
       throw err;
     }
     await reportToExport(result);
@@ -175,29 +269,98 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
       try {
         await getExternalWorkflowHandle(exportWorkflowId(input.exportId)).signal(chunkFinishedSignal, result);
       } catch (err) {
-        log.info('could not report the result to the export (closed?)', { error: err instanceof Error ? err.message : String(err) });
+        log.info('could not report the result to the export (closed?)', {
+          error: err instanceof Error ? err.message : String(err),
+        });
       }
     });
   }
 
-  const failed = (error: string, errorType?: string, state: 'failed' | 'cancelled' = 'failed'): ChunkResult => ({
+  const failed = (
+    error: string,
+    errorType?: string,
+    state: 'failed' | 'cancelled' = 'failed',
+  ): ChunkResult => ({
     ...chunk,
     state,
-    responseIds,
+    responseIds: probing ? knownIds() : responseIds,
     requests,
     downloadAttempts,
     error,
     errorType,
+    // A retry of this chunk tries these requests' files before it requests again.
+    ...(probing && requestLog.length > 0 && { requestLog: [...requestLog] }),
   });
 
+  /** The chunk's result from a download's outcome; undefined when a probe found nothing yet. */
+  function resultOf(
+    out: DownloadChunkOutcome,
+    foundBy: 'callback' | 'probe',
+    billFileName: string,
+  ): ChunkResult | undefined {
+    const common = {
+      ...chunk,
+      responseIds: probing ? knownIds() : responseIds,
+      requests,
+      downloadAttempts,
+      ...(probing && { requestLog: [...requestLog], foundBy }),
+    };
+    if (out.kind === 'not-found') return undefined;
+    if (out.kind === 'empty') {
+      log.info('the chunk has no data', { billFileName: out.billFileName, detail: out.detail });
+      return { ...common, state: 'empty', billFileName: out.billFileName };
+    }
+    const { kind: _kind, ...file } = out;
+    return { ...common, state: 'verified', ...file, billFileName: file.billFileName ?? billFileName };
+  }
+
+  /** Records the responseIds for routing callbacks by responseId (`CALLBACK_ROUTING=response-id`). */
+  function recordResponseIds(): void {
+    if (!patched('record-response-ids')) return;
+    upsertSearchAttributes([
+      { key: ResponseIdsKey, value: [...new Set(knownIds().map(normaliseResponseId))] },
+    ]);
+  }
+
+  /** Tries the documented names of the latest requests' files; the result when one is there. */
+  async function probe(): Promise<ChunkResult | undefined> {
+    const names = requestLog
+      .slice(-MAX_PROBED_REQUESTS)
+      .reverse()
+      .flatMap((r) => candidateFileNames(r, input.timeZone))
+      .filter((n) => !consumed.has(n));
+    if (names.length === 0) return undefined;
+    probes++;
+    probeNames = names;
+    const back = { phase, since };
+    enter('probing');
+    const out = await downloadChunk.executeWithOptions(
+      {
+        ...ccfsActivity,
+        startToCloseTimeout: '2 hours',
+        summary: `probing for ${names.length} documented file name(s) (${range})`,
+      },
+      [{ exportId: input.exportId, chunk, billFileName: names[0]!, dataType: input.dataType, probe: names }],
+    );
+    if (out.kind === 'not-found') {
+      // Still waiting for the callback, since the same time: the probe was an aside.
+      if (back.phase === 'waiting-for-callback') ({ phase, since } = back);
+      render();
+      return undefined;
+    }
+    downloadAttempts++;
+    return resultOf(out, 'probe', names[0]!);
+  }
+
   try {
+    if (probing && requestLog.length > 0) recordResponseIds();
     for (;;) {
       const cb = usable();
       if (cb) {
         enter('downloading');
         downloadAttempts++;
         try {
-          const file = await downloadChunk.executeWithOptions(
+          const out = await downloadChunk.executeWithOptions(
             {
               ...ccfsActivity,
               startToCloseTimeout: '2 hours',
@@ -213,49 +376,115 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
               },
             ],
           );
-          return await finish({
-            ...chunk,
-            state: 'verified',
-            responseIds,
-            requests,
-            downloadAttempts,
-            billFileName: cb.billFileName,
-            ...file,
-          });
+          const result = resultOf(out, 'callback', cb.billFileName);
+          if (result) return await finish(result);
+          consumed.add(cb.billFileName);
+          continue;
         } catch (err) {
-          if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === FailureType.fileNotFound) {
+          if (
+            err instanceof ActivityFailure &&
+            err.cause instanceof ApplicationFailure &&
+            err.cause.type === FailureType.fileNotFound
+          ) {
             // Expired or never generated: this file is gone, so request the chunk again.
             consumed.add(cb.billFileName);
-            log.warn('bill file not found on download; requesting the chunk again', { billFileName: cb.billFileName });
+            log.warn('bill file not found on download; requesting the chunk again', {
+              billFileName: cb.billFileName,
+            });
             continue;
           }
           throw err;
         }
       }
+      // Before any new request: the file of an earlier one may be there although its callback was lost.
+      if (probing && requestLog.length > 0) {
+        const found = await probe();
+        if (found) return await finish(found);
+        if (usable()) continue; // a callback arrived during the probe
+      }
       if (requests >= options.maxRequestsPerChunk) {
-        return await finish(
-          failed(
-            `no usable callback after ${requests} request(s) of this chunk, ${Math.round(options.callbackTimeoutMs / 1000)} s each; check that CC-FS can reach the callback URL (CALLBACK_BASE_URL), then retry the export`,
-            FailureType.callbackTimeout,
-          ),
-        );
+        const each = `${Math.round(options.callbackTimeoutMs / 1000)} s each`;
+        const message =
+          mode === 'none'
+            ? `no file under its documented names after ${requests} request(s) of this chunk, probed every ${Math.round(probeIntervalMs() / 1000)} s for ${each} (CALLBACK_MODE=none); check that CC-FS generates the files and that this worker may download them, then retry the export`
+            : `no usable callback${probing ? ' and no file under its documented names' : ''} after ${requests} request(s) of this chunk, ${each}; check that CC-FS can reach the callback URL (CALLBACK_BASE_URL), then retry the export`;
+        return await finish(failed(message, FailureType.callbackTimeout));
       }
       requests++;
       enter('requesting');
+      const before = Date.now();
       const answer = await requestChunk.executeWithOptions(
-        { ...ccfsActivity, startToCloseTimeout: '2 minutes', summary: `queryBillData ${range}, request ${requests}` },
-        [{ exportId: input.exportId, chunk, dataType: input.dataType, filters: input.filters, request: requests }],
+        {
+          ...ccfsActivity,
+          startToCloseTimeout: '2 minutes',
+          summary: `queryBillData ${range}, request ${requests}`,
+        },
+        [
+          {
+            exportId: input.exportId,
+            chunk,
+            dataType: input.dataType,
+            filters: input.filters,
+            request: requests,
+          },
+        ],
       );
+      if (answer.mode) mode = answer.mode;
       if (answer.kind === 'empty') {
-        return await finish({ ...chunk, state: 'empty', responseIds, requests });
+        return await finish({
+          ...chunk,
+          state: 'empty',
+          responseIds: probing ? knownIds() : responseIds,
+          requests,
+          ...(probing && { requestLog: [...requestLog] }),
+        });
       }
       responseIds.push(answer.responseId);
       requestedAt.set(answer.responseId, Date.now());
-      enter('waiting-for-callback');
-      const arrived = await condition(() => usable() !== undefined, options.callbackTimeoutMs, {
-        summary: `waiting for the CC-FS callback for responseId ${answer.responseId}`,
-      });
-      if (!arrived) log.warn('no callback in time; requesting the chunk again', { responseId: answer.responseId, requests });
+      if (!probing) {
+        enter('waiting-for-callback');
+        const arrived = await condition(() => usable() !== undefined, options.callbackTimeoutMs, {
+          summary: `waiting for the CC-FS callback for responseId ${answer.responseId}`,
+        });
+        if (!arrived)
+          log.warn('no callback in time; requesting the chunk again', {
+            responseId: answer.responseId,
+            requests,
+          });
+        continue;
+      }
+      // The time the request was sent, not answered: the file's date is the day of the query.
+      requestLog.push({ responseId: answer.responseId, requestedAt: new Date(before).toISOString() });
+      recordResponseIds();
+      probeNames = candidateFileNames(requestLog.at(-1)!, input.timeZone);
+      enter(mode === 'none' ? 'probing' : 'waiting-for-callback');
+      // Wait for a callback, probing every interval, for the callback timeout; then (above) probe once
+      // more and request again. With CALLBACK_MODE=none the same budget goes to probes alone.
+      const deadline = Date.now() + options.callbackTimeoutMs;
+      for (;;) {
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) break;
+        const arrived = await condition(
+          () => usable() !== undefined,
+          Math.min(probeIntervalMs(), remaining),
+          {
+            summary:
+              mode === 'none'
+                ? `waiting ${Math.round(probeIntervalMs() / 1000)} s before the next probe`
+                : `waiting for the CC-FS callback for responseId ${answer.responseId}`,
+          },
+        );
+        if (arrived || deadline - Date.now() <= 0) break;
+        const found = await probe();
+        if (found) return await finish(found);
+        if (usable()) break;
+      }
+      if (!usable())
+        log.warn('no callback and no file in time; probing once more, then requesting the chunk again', {
+          responseId: answer.responseId,
+          requests,
+          probes,
+        });
     }
   } catch (err) {
     if (isCancellation(err)) {
@@ -265,6 +494,13 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
       throw err;
     }
     const { message, type } = describeFailure(err, options.retry.maximumAttempts);
+    if (type === FailureType.spanRefused) {
+      // No record: the export splits this range and records the parts it requests instead.
+      const result = failed(message, type);
+      enter('done');
+      await reportToExport(result);
+      return result;
+    }
     return await finish(failed(message, type));
   }
 }

@@ -113,6 +113,11 @@ export interface LedgerEntry extends ChunkRange {
   errorType?: string;
   /** A verified chunk's ZIP lacked a requested kind or held entries of unknown names (ChunkResult.warnings). */
   warnings?: string[];
+  /**
+   * On a `retry` run: the requests an earlier run of this failed chunk made (`prepareExport`'s
+   * `previousRequests`), passed to the chunk so it tries their files before requesting again.
+   */
+  previousRequests?: ChunkRequest[];
   /** ISO time (workflow clock) the export started this chunk's workflow: how long a running chunk has taken. */
   startedAt?: string;
   /** What a running chunk last reported (`chunkProgressSignal`), when it reports. */
