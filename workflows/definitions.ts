@@ -226,6 +226,8 @@ export interface ZipEntrySummary {
   kind: 'call' | 'record' | 'other';
   rows: number;
   uncompressedBytes: number;
+  /** Content oddities with 1-based line numbers (e.g. a quote that never closes: rows counted by line). */
+  warnings?: string[];
 }
 
 export interface ChunkResult extends ChunkRange {
