@@ -13,6 +13,8 @@ export const ExportOptionsInput = z
     chunkHours: z.number().int().min(1).max(MAX_CHUNK_SECONDS / 3600),
     maxChunksInFlight: z.number().int().min(1).max(64),
     callbackTimeoutSeconds: z.number().int().min(1).max(7 * 86400),
+    /** How often a waiting chunk tries its file's documented names (callbacks optional); fractions allowed. */
+    probeIntervalSeconds: z.number().min(0.1).max(86400),
     maxRequestsPerChunk: z.number().int().min(1).max(20),
     retryInitialIntervalSeconds: z.number().min(0.1).max(3600),
     retryMaximumIntervalSeconds: z.number().min(0.1).max(86400),
@@ -67,6 +69,8 @@ export function resolveOptions(input: ExportOptionsInput = {}): ExportOptions {
     chunkSeconds: input.chunkHours === undefined ? d.chunkSeconds : input.chunkHours * 3600,
     maxChunksInFlight: input.maxChunksInFlight ?? d.maxChunksInFlight,
     callbackTimeoutMs: s(input.callbackTimeoutSeconds) ?? d.callbackTimeoutMs,
+    // Unset stays unset: the chunk then picks its default by the worker's CALLBACK_MODE.
+    ...(input.probeIntervalSeconds !== undefined && { probeIntervalMs: s(input.probeIntervalSeconds) }),
     maxRequestsPerChunk: input.maxRequestsPerChunk ?? d.maxRequestsPerChunk,
     retry: {
       initialIntervalMs: s(input.retryInitialIntervalSeconds) ?? d.retry.initialIntervalMs,
