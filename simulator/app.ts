@@ -26,6 +26,7 @@ import {
 import { type ZipDigest, digestZip, sendZip } from './download';
 import { FaultInjector } from './faults';
 import {
+  type EmptyRange,
   type Faults,
   type ResolvedOptions,
   type SimulatorOptions,
@@ -89,6 +90,8 @@ interface BillFile {
   digest: ZipDigest | undefined;
   entries: string[] | undefined;
   downloads: number;
+  /** How this file of an empty range answers (options.emptyRange when it was requested). */
+  emptyForm?: Exclude<EmptyRange, 'query-0300012'>;
 }
 
 /** The msgBody of a request for the record, whatever is wrong with the rest of it. */
@@ -241,6 +244,7 @@ export function createSimulator(input: SimulatorOptions): Simulator {
     const checked = validateQuery(envelope.value, {
       maxSpanSeconds: options.maxSpanSeconds,
       accountId: account.accountId,
+      spanRefusal: { code: options.spanRefusalCode, desc: options.spanRefusalDesc },
     });
     if (!checked.ok) return done(checked.code, checked.desc);
     const q = checked.value;
@@ -253,7 +257,16 @@ export function createSimulator(input: SimulatorOptions): Simulator {
       call: includesCalls(q.dataType) ? counted.call : 0,
       record: includesRecords(q.dataType) ? counted.record : 0,
     };
-    if (counts.call + counts.record === 0) return done(ResultCode.noData, 'no data found');
+    // An empty range answers 0300012 here, or (emptyRange) is accepted and answers at download.
+    const emptyForm = counts.call + counts.record === 0 ? options.emptyRange : undefined;
+    if (emptyForm === 'query-0300012') return done(ResultCode.noData, 'no data found');
+    const omitted = options.omitEntryKinds;
+    const servedType: DataType =
+      q.dataType === 'call_record' && omitted.includes('record')
+        ? 'call'
+        : q.dataType === 'call_record' && omitted.includes('call')
+          ? 'record'
+          : q.dataType;
 
     const requestedAt = now();
     const responseId = nextResponseId();
@@ -266,6 +279,7 @@ export function createSimulator(input: SimulatorOptions): Simulator {
       accountId: q.filters.accountId,
       requestedAt,
       generatedAt: undefined,
+      ...(emptyForm !== undefined && { emptyForm }),
       content: {
         seed: options.seed,
         responseId,
@@ -273,7 +287,7 @@ export function createSimulator(input: SimulatorOptions): Simulator {
         account,
         range,
         filters: q.filters,
-        dataType: q.dataType,
+        dataType: servedType,
         counts,
         headerRow: options.headerRow,
         filesPerKind: options.filesPerKind,
@@ -348,6 +362,7 @@ export function createSimulator(input: SimulatorOptions): Simulator {
         undefined;
     }
     if (file.expired) return done(ResultCode.fileNotFound, 'file does not exist');
+    if (file.emptyForm === 'download-0300012') return done(ResultCode.noData, 'no data found');
 
     file.downloads++;
     const content: BillFileContent = {
@@ -362,7 +377,7 @@ export function createSimulator(input: SimulatorOptions): Simulator {
     });
     if (truncation) {
       // The cut point is a fraction of the whole ZIP, so its size is needed first.
-      file.digest ??= await digestZip(content, closing.signal);
+      file.digest ??= await digestZip(content, closing.signal, file.emptyForm === 'no-entries');
       cutAt = Math.max(1, Math.floor(file.digest.bytes * (0.05 + 0.9 * faults.rng('truncateDownload')())));
       truncation.detail = `cut after ${cutAt} of ${file.digest.bytes} bytes`;
     }
@@ -377,7 +392,12 @@ export function createSimulator(input: SimulatorOptions): Simulator {
     const onClosing = (): void => abort.abort();
     closing.signal.addEventListener('abort', onClosing, { once: true });
     try {
-      const sent = await sendZip(res, content, { cutAt, bytesPerSecond, signal: abort.signal });
+      const sent = await sendZip(res, content, {
+        cutAt,
+        bytesPerSecond,
+        signal: abort.signal,
+        noEntries: file.emptyForm === 'no-entries',
+      });
       if (sent.digest) file.digest = sent.digest;
       file.entries = Object.keys(sent.rows);
       Object.assign(record, {
@@ -436,6 +456,7 @@ export function createSimulator(input: SimulatorOptions): Simulator {
           f.expired || (f.generatedAt !== undefined && at - f.generatedAt.getTime() > options.fileTtlMs),
         ...(f.entries ? { entries: f.entries } : {}),
         downloads: f.downloads,
+        ...(f.emptyForm ? { emptyForm: f.emptyForm } : {}),
       })),
       auth: { failures: lock.totalFailures, lockedIps: lock.locked(at) },
     });
@@ -540,6 +561,10 @@ const RuntimeOptionsBody = z
     callsPerHour: z.number(),
     endInclusive: z.boolean(),
     maxSpanSeconds: z.number(),
+    spanRefusalCode: z.string(),
+    spanRefusalDesc: z.string(),
+    emptyRange: z.enum(['query-0300012', 'download-0300012', 'header-only', 'no-entries']),
+    omitEntryKinds: z.array(z.enum(['call', 'record'])),
     maxOutstandingQueries: z.number(),
     fileTtlMs: z.number(),
     padCallFileToBytes: z.number(),

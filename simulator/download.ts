@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { finished } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type BillFileContent, billZip } from './zip';
+import { Readable } from 'node:stream';
+import { ZipFile } from 'yazl';
+import { type BillFileContent, type BillZip, billZip } from './zip';
 
 /** The documented success content type of downloadBillFile, casing included (protocol §4). */
 export const ZIP_CONTENT_TYPE = 'Application/Octet-stream;charset=UTF-8';
@@ -12,9 +14,25 @@ export interface ZipDigest {
   bytes: number;
 }
 
+/** A ZIP with no entries at all: how some CC-FS answer a range without data (options.emptyRange). */
+function noEntriesZip(): BillZip {
+  const zip = new ZipFile();
+  zip.end();
+  return { stream: zip.outputStream as Readable, entries: [], rows: {} };
+}
+
+/** The bill file's ZIP, or one with no entries when the file stands for an empty range in that form. */
+function zipOf(content: BillFileContent, noEntries: boolean): BillZip {
+  return noEntries ? noEntriesZip() : billZip(content);
+}
+
 /** Generates a bill file's ZIP into a hash only: its size and sha256, without keeping the bytes. */
-export async function digestZip(content: BillFileContent, signal?: AbortSignal): Promise<ZipDigest> {
-  const { stream } = billZip(content);
+export async function digestZip(
+  content: BillFileContent,
+  signal?: AbortSignal,
+  noEntries = false,
+): Promise<ZipDigest> {
+  const { stream } = zipOf(content, noEntries);
   const hash = createHash('sha256');
   let bytes = 0;
   for await (const chunk of stream) {
@@ -62,6 +80,8 @@ export interface SendOptions {
   /** Throttle to this rate; 0 = as fast as the client reads. */
   bytesPerSecond: number;
   signal: AbortSignal;
+  /** Send a ZIP with no entries instead of the content's CSVs. */
+  noEntries?: boolean;
 }
 
 export interface SendResult {
@@ -81,7 +101,7 @@ export async function sendZip(
   content: BillFileContent,
   options: SendOptions,
 ): Promise<SendResult> {
-  const zip = billZip(content);
+  const zip = zipOf(content, options.noEntries ?? false);
   const hash = createHash('sha256');
   let sent = 0;
   const started = Date.now();

@@ -60,6 +60,14 @@ export const NO_FAULTS: Faults = {
   expireFiles: 0,
 };
 
+export type EmptyRange = 'query-0300012' | 'download-0300012' | 'header-only' | 'no-entries';
+export const EMPTY_RANGES: readonly EmptyRange[] = [
+  'query-0300012',
+  'download-0300012',
+  'header-only',
+  'no-entries',
+];
+
 export interface SimulatorAccount {
   ak: string;
   sk: string;
@@ -96,6 +104,20 @@ export interface SimulatorOptions {
   endInclusive?: boolean;
   /** Largest accepted endTime − beginTime in wall seconds. Default 259200 (3 days, accepted). */
   maxSpanSeconds?: number;
+  /**
+   * How a range over `maxSpanSeconds` is refused: the result code (default `0300004`) and the
+   * description, where `{max}` stands for maxSpanSeconds (default names endTime and beginTime).
+   */
+  spanRefusalCode?: string;
+  spanRefusalDesc?: string;
+  /**
+   * How a range without data answers: `query-0300012` (default) on queryBillData; or the query is
+   * accepted and called back, and then downloadBillFile answers 0300012 (`download-0300012`), or the
+   * ZIP holds header-only CSVs (`header-only`) or no entries at all (`no-entries`).
+   */
+  emptyRange?: EmptyRange;
+  /** Kinds left out of every generated ZIP although requested (a ZIP that lacks a requested kind). Default none. */
+  omitEntryKinds?: Array<'call' | 'record'>;
   /** Queries whose file is not generated yet; one more answers 0300009. Default unlimited. */
   maxOutstandingQueries?: number;
   /** A generated file answers 0300011 this long after generation. Default unlimited. */
@@ -152,6 +174,10 @@ export const DEFAULTS = {
   callsPerHour: 6,
   endInclusive: true,
   maxSpanSeconds: 259_200,
+  spanRefusalCode: '0300004',
+  spanRefusalDesc: 'endTime - beginTime exceeds {max} seconds',
+  emptyRange: 'query-0300012' as EmptyRange,
+  omitEntryKinds: [] as Array<'call' | 'record'>,
   maxOutstandingQueries: Number.POSITIVE_INFINITY,
   fileTtlMs: Number.POSITIVE_INFINITY,
   extraCdrColumns: false,
@@ -195,6 +221,10 @@ const OptionsSchema = z.object({
   callsPerHour: nonNegative.max(100_000).optional(),
   endInclusive: z.boolean().optional(),
   maxSpanSeconds: nonNegative.optional(),
+  spanRefusalCode: z.string().min(1).optional(),
+  spanRefusalDesc: z.string().optional(),
+  emptyRange: z.enum(['query-0300012', 'download-0300012', 'header-only', 'no-entries']).optional(),
+  omitEntryKinds: z.array(z.enum(['call', 'record'])).optional(),
   maxOutstandingQueries: nonNegative.optional(),
   fileTtlMs: nonNegative.optional(),
   padCallFileToBytes: nonNegative.max(0xffff0000).optional(),

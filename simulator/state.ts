@@ -75,6 +75,8 @@ export interface FileRecord {
   expired: boolean;
   entries?: string[];
   downloads: number;
+  /** The file stands for a range without data, answering in this form (options.emptyRange). */
+  emptyForm?: string;
 }
 
 export interface SimulatorState {

@@ -92,7 +92,7 @@ const MAX_URL = 1024;
 
 export function validateQuery(
   msgBody: Record<string, unknown>,
-  limits: { maxSpanSeconds: number; accountId: string },
+  limits: { maxSpanSeconds: number; accountId: string; spanRefusal?: { code: string; desc: string } },
 ): Checked<ValidQuery> {
   const beginTime = required(msgBody, 'beginTime', TIME);
   if (!beginTime.ok) return beginTime;
@@ -126,7 +126,12 @@ export function validateQuery(
   if (begin > end) return fail(ResultCode.beginAfterEnd, 'beginTime is later than endTime');
   // Guess: the code for a range over the limit is undocumented; "wrong format" is used.
   if (end - begin > limits.maxSpanSeconds) {
-    return fail(ResultCode.parameterFormat, `endTime - beginTime exceeds ${limits.maxSpanSeconds} seconds`);
+    // The code and wording are settings (spanRefusalCode/-Desc): implementations word this differently.
+    const refusal = limits.spanRefusal ?? {
+      code: ResultCode.parameterFormat,
+      desc: 'endTime - beginTime exceeds {max} seconds',
+    };
+    return fail(refusal.code as ResultCode, refusal.desc.split('{max}').join(String(limits.maxSpanSeconds)));
   }
   return {
     ok: true,
