@@ -1,13 +1,5 @@
-import {
-  cpSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,17 +97,12 @@ describe('a non-deterministic edit to a copy of the workflows', () => {
   });
 
   it('fails the replay of every chunk history with a DeterminismViolationError', async () => {
-    // Inside the repository (`.tmp/` is git-ignored) so that packages resolve from its node_modules;
-    // the copy's siblings (domain/, …) are links to the real ones, so its relative imports resolve.
-    mkdirSync(join(ROOT, '.tmp'), { recursive: true });
-    dir = mkdtempSync(join(ROOT, '.tmp', 'replay-edit-'));
+    // The copy's siblings (domain/, node_modules/, …) are links to the real ones, so its imports
+    // resolve as they do in the repository.
+    dir = mkdtempSync(join(tmpdir(), 'ccfs-replay-edit-'));
     cpSync(join(ROOT, 'workflows'), join(dir, 'workflows'), { recursive: true });
     for (const entry of readdirSync(ROOT, { withFileTypes: true })) {
-      if (
-        entry.isDirectory() &&
-        !entry.name.startsWith('.') &&
-        !['workflows', 'node_modules'].includes(entry.name)
-      ) {
+      if (entry.isDirectory() && !entry.name.startsWith('.') && entry.name !== 'workflows') {
         symlinkSync(join(ROOT, entry.name), join(dir, entry.name), 'dir');
       }
     }
