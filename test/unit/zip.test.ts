@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
+import { stringify } from 'csv-stringify/sync';
 import fc from 'fast-check';
 import yazl from 'yazl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +12,7 @@ import {
   DEFAULT_MAX_COMPRESSION_RATIO,
   DEFAULT_MAX_ENTRIES,
   DEFAULT_MAX_UNCOMPRESSED_BYTES,
+  MAX_WARNINGS_PER_ENTRY,
   ZipVerificationError,
   classifyEntryName,
   readZipRows,
@@ -38,9 +40,11 @@ async function makeZip(entries: EntrySpec[]): Promise<string> {
   const path = join(dir, `t${counter++}.zip`);
   const zip = new yazl.ZipFile();
   for (const e of entries)
-    zip.addBuffer(Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data, 'utf8'), e.name, {
-      compress: e.compress ?? true,
-    });
+    if (e.name.endsWith('/')) zip.addEmptyDirectory(e.name);
+    else
+      zip.addBuffer(Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data, 'utf8'), e.name, {
+        compress: e.compress ?? true,
+      });
   zip.end();
   const out = createWriteStream(path);
   zip.outputStream.pipe(out);
@@ -238,11 +242,16 @@ describe('verifyZip', () => {
     expect((await rejection(verifyZip(path))).type).toBe('ZipCorrupt');
   });
 
-  it('rejects a CSV entry ending inside a quoted field', async () => {
-    const path = await makeZip([{ name: CALL, data: 'd,"never closed\n' }]);
-    expect((await rejection(verifyZip(path))).message).toMatch(
-      /is not readable CSV: unterminated quoted field/,
-    );
+  it('verifies a CSV entry ending inside a quoted field, with a warning naming the line', async () => {
+    const path = await makeZip([{ name: CALL, data: 'd,a\nd,"never closed\nd,b\n' }]);
+    const summary = await verifyZip(path);
+    expect(summary.entries[0]).toMatchObject({
+      rows: 3,
+      warnings: ['line 2: quote opened here never closes; rows counted by line'],
+    });
+    expect(summary.warnings).toEqual([
+      `${CALL}: line 2: quote opened here never closes; rows counted by line`,
+    ]);
   });
 
   it('passes a missing file through as a file system error', async () => {
@@ -373,13 +382,7 @@ describe('CsvRowScanner', () => {
     fc.assert(
       fc.property(bytes, fc.array(fc.integer({ min: 1, max: 7 }), { maxLength: 4 }), (arr, chunks) => {
         const input = Buffer.from(arr);
-        let expected: number;
-        try {
-          expected = scan(input, [], true).count;
-        } catch {
-          expect(() => scan(input, chunks, false)).toThrow(/unterminated/);
-          return;
-        }
+        const expected = scan(input, [], true).count;
         expect(scan(input, chunks, false).count).toBe(expected);
         expect(scan(input, chunks, true).count).toBe(expected);
       }),
@@ -389,5 +392,273 @@ describe('CsvRowScanner', () => {
 
   it('skips empty lines and keeps text after a closing quote', () => {
     expect(scan(Buffer.from('\n\r\na,"b"c\n""\n,\n'), [], true).rows).toEqual([['a', 'bc'], [''], ['', '']]);
+  });
+});
+
+/** Feeds `input` to a scanner in pieces of the given sizes (cycled; none = one piece). */
+function scanAll(
+  input: Buffer,
+  chunkSizes: number[] = [],
+  collect = false,
+): CsvRowScanner & { collected: string[][] } {
+  const collected: string[][] = [];
+  const scanner = new CsvRowScanner(collect, (cells) => collected.push(cells));
+  let at = 0;
+  let k = 0;
+  while (at < input.length) {
+    const size = chunkSizes.length > 0 ? chunkSizes[k++ % chunkSizes.length]! : input.length;
+    scanner.push(input.subarray(at, at + size));
+    at += size;
+  }
+  scanner.end();
+  return Object.assign(scanner, { collected });
+}
+
+const CDR_HEADER = 'developer,account_id,cc_id,agent_id,call_id,caller_no,callee_no,display_name\n';
+function cdr(i: number, displayName: string): string {
+  return `dev0001,acc0001,1,1001,c${i},1380000${String(i).padStart(4, '0')},4008001000,${displayName}\n`;
+}
+
+describe('CSV content is data, not transfer', () => {
+  it('counts an unclosed quote in a display name by line, warns with its line, and reads the same rows (input 6)', async () => {
+    // 950 calls; line 18 (header is line 1) opens a quote that never closes; later lines hold
+    // well-quoted fields whose quotes would pair with it and swallow lines.
+    const lines = Array.from({ length: 950 }, (_, i) =>
+      cdr(i, i === 16 ? '"Anonymous,caller' : i % 9 === 0 ? `"rec ${i}, leg 1.wav"` : `name ${i}`),
+    );
+    const data = CDR_HEADER + lines.join('');
+    const path = await makeZip([{ name: CALL, data }]);
+    const summary = await verifyZip(path, { dataType: 'call' });
+    expect(summary.empty).toBe(false);
+    expect(summary.entries[0]).toMatchObject({
+      rows: 950,
+      header: true,
+      warnings: ['line 18: quote opened here never closes; rows counted by line'],
+    });
+    expect(summary.warnings).toEqual([
+      `${CALL}: line 18: quote opened here never closes; rows counted by line`,
+    ]);
+    const read = await collect(path);
+    expect(read).toHaveLength(950);
+    expect(read.map((r) => r.cells[4])).toEqual(lines.map((_, i) => `c${i}`));
+    expect(read[18]!.cells[7]).toBe('rec 18, leg 1.wav');
+  });
+
+  it('counts every line after a quote that reaches the end of the file', () => {
+    const text = `${CDR_HEADER}${cdr(0, 'a')}${cdr(1, '"Anonymous')}${cdr(2, 'b')}${cdr(3, 'c')}`;
+    for (const sizes of [[], [1], [7, 3], [64]]) {
+      const counted = scanAll(Buffer.from(text), sizes);
+      expect(counted.rows).toBe(4);
+      expect(counted.warnings).toEqual(['line 3: quote opened here never closes; rows counted by line']);
+      const collected = scanAll(Buffer.from(text), sizes, true);
+      expect(collected.collected.map((c) => c[4])).toEqual(['c0', 'c1', 'c2', 'c3']);
+    }
+  });
+
+  it('keeps counting exactly after a broken quote: later multi-line fields are one record again', () => {
+    const text = 'a,"open\nb,"x",y\nc,"two\nlines",z\nd\n';
+    for (const sizes of [[], [1], [2, 5]]) {
+      expect(scanAll(Buffer.from(text), sizes).rows).toBe(4);
+      expect(scanAll(Buffer.from(text), sizes, true).collected).toEqual([
+        ['a', 'open'],
+        ['b', 'x', 'y'],
+        ['c', 'two\nlines', 'z'],
+        ['d'],
+      ]);
+    }
+  });
+
+  it('names each broken line, up to a cap, and counts the rest', () => {
+    const text = Array.from({ length: 30 }, (_, i) => `r${i},"open ${i}\nr${i}b,"ok",x\n`).join('');
+    const scanner = scanAll(Buffer.from(text));
+    expect(scanner.rows).toBe(60);
+    expect(scanner.warningCount).toBe(30);
+    expect(scanner.warnings).toHaveLength(MAX_WARNINGS_PER_ENTRY);
+    expect(scanner.warnings[1]).toBe('line 3: quote opened here never closes; rows counted by line');
+  });
+
+  it.each([
+    ['LF', '\n'],
+    ['CRLF', '\r\n'],
+    ['CR', '\r'],
+  ])('counts %s line endings, with and without a final one', (_, eol) => {
+    const body = ['d,a,1', 'd,"multi' + eol + 'line",2', 'd,"x ""y""",3', '', 'd,,4'].join(eol);
+    for (const text of [body, body + eol]) {
+      for (const sizes of [[], [1], [3, 2]]) {
+        const scanner = scanAll(Buffer.from(HEADER.replace('\n', eol) + text), sizes, true);
+        expect(scanner.rows).toBe(4);
+        expect(scanner.header).toBe(true);
+        expect(scanner.collected[1]).toEqual(['d', `multi${eol}line`, '2']);
+        expect(scanner.warnings).toEqual([]);
+      }
+    }
+  });
+
+  it('recognises a header after a BOM, quoted or not, in any case', () => {
+    for (const head of [
+      '\ufeffdeveloper,a\n',
+      '\ufeff"developer",a\r\n',
+      '"Developer" ,a\n',
+      ' DEVELOPER,a\r',
+    ]) {
+      const scanner = scanAll(Buffer.from(`${head}d,1\nd,2\n`), [2]);
+      expect([scanner.header, scanner.rows]).toEqual([true, 2]);
+    }
+    expect(scanAll(Buffer.from('\ufeffd,1\nd,2\n')).header).toBe(false);
+    expect(scanAll(Buffer.from('\ufeffd,1\nd,2\n')).rows).toBe(2);
+  });
+
+  it('counts rows with extra or missing columns', () => {
+    const text = `${HEADER}d,a,1,100,c1,extra,more\nd,a\nd\nd,a,1,100,c4,,,,,,,,,\n`;
+    expect(scanAll(Buffer.from(text), [5]).rows).toBe(4);
+  });
+
+  it('counts GBK text exactly, whatever cuts its characters, and says it is not UTF-8', () => {
+    // 录音 and 匿名 in GBK: trail bytes never take the values of quote, comma, CR or LF.
+    const gbk = (s: string): Buffer =>
+      Buffer.concat(
+        s
+          .split(/(录音|匿名)/)
+          .map((part) =>
+            part === '录音'
+              ? Buffer.from('c2bcd2f4', 'hex')
+              : part === '匿名'
+                ? Buffer.from('c4e4c3fb', 'hex')
+                : Buffer.from(part, 'latin1'),
+          ),
+      );
+    const input = gbk(`${HEADER}d,匿名,"录音, 1.wav"\nd,"匿名 ""x""",录音\nd,a\n`);
+    for (const sizes of [[], [1], [3]]) {
+      const scanner = scanAll(input, sizes);
+      expect(scanner.rows).toBe(3);
+      expect(scanner.utf8).toBe(false);
+      expect(scanner.warnings).toEqual([expect.stringMatching(/not valid UTF-8/)]);
+    }
+    // Valid UTF-8 cut anywhere is still UTF-8.
+    for (const sizes of [[1], [2], [5]])
+      expect(scanAll(Buffer.from('d,中文,"录音"\n'), sizes).utf8).toBe(true);
+  });
+
+  it('reads a semicolon-, tab- or pipe-separated file by its first line', () => {
+    for (const sep of [';', '\t', '|']) {
+      const text = `developer${sep}a${sep}b\nd${sep}"x${sep}\ny"${sep}1\nd${sep}2${sep},\n`;
+      const scanner = scanAll(Buffer.from(text), [], true);
+      expect(scanner.rows).toBe(2);
+      expect(scanner.collected[0]).toEqual(['d', `x${sep}\ny`, '1']);
+    }
+  });
+
+  it('calls a ZIP with no entries, or with header-only CSVs, empty', async () => {
+    const none = await makeZip([]);
+    expect(await verifyZip(none, { dataType: 'call_record' })).toEqual({
+      entries: [],
+      warnings: [],
+      empty: true,
+    });
+    const headerOnly = await makeZip([
+      { name: CALL, data: HEADER },
+      { name: RECORD, data: '\ufeffdeveloper,account_id\r\n\r\n' },
+      { name: 'dir/', data: '' },
+    ]);
+    const summary = await verifyZip(headerOnly, { dataType: 'call_record' });
+    expect(summary.empty).toBe(true);
+    expect(summary.warnings).toEqual([]);
+    expect(summary.entries.map((e) => [e.rows, e.header])).toEqual([
+      [0, true],
+      [0, true],
+      [0, false],
+    ]);
+  });
+
+  it('warns, and does not fail, about a missing kind, a kind not requested and unknown names', async () => {
+    const path = await makeZip([
+      { name: CALL, data: 'd,1\n' },
+      { name: 'cdr_export.csv', data: 'd,2\n' },
+    ]);
+    const summary = await verifyZip(path, { dataType: 'call_record' });
+    expect(summary.empty).toBe(false);
+    expect(summary.warnings).toEqual([
+      'no _record file although dataType call_record asks for the recording index',
+      'cdr_export.csv: name has neither _call nor _record; kept in the ZIP, rows not counted',
+    ]);
+    expect((await verifyZip(path, { dataType: 'record' })).warnings.slice(0, 2)).toEqual([
+      'no _record file although dataType record asks for the recording index',
+      '_call files although dataType record asks only for the recording index',
+    ]);
+    expect((await verifyZip(path)).warnings).toHaveLength(1);
+  });
+
+  it('never calls a ZIP empty when an entry has a name it does not know', async () => {
+    const path = await makeZip([
+      { name: CALL, data: HEADER },
+      { name: 'CDR.csv', data: 'd,1\n' },
+    ]);
+    expect((await verifyZip(path, { dataType: 'call' })).empty).toBe(false);
+  });
+});
+
+describe('CsvRowScanner against a library serializer', () => {
+  const cell = fc.string({ unit: fc.constantFrom('a', 'b', ',', '"', '\n', '\r', ' ', 'é', '中') });
+  const table = fc
+    .array(fc.array(cell, { minLength: 1, maxLength: 6 }), { maxLength: 25 })
+    .filter((rows) => !/^\s*developer\s*$/i.test(rows[0]?.[0] ?? ''))
+    // A record that is one empty unquoted cell is an empty line, which CSV readers skip.
+    .map((rows) => rows.filter((r) => !(r.length === 1 && r[0] === '')));
+
+  it('counts exactly the records csv-stringify writes, any line ending, BOM, header, quoting, chunking', () => {
+    fc.assert(
+      fc.property(
+        table,
+        fc.constantFrom('\n', '\r\n', '\r'),
+        fc.boolean(),
+        fc.boolean(),
+        fc.boolean(),
+        fc.array(fc.integer({ min: 1, max: 9 }), { maxLength: 5 }),
+        (rows, eol, bom, header, quoted, chunks) => {
+          const text = stringify(header ? [['developer', 'x'], ...rows] : rows, {
+            record_delimiter: eol,
+            bom,
+            quoted,
+            quoted_empty: true,
+            quoted_match: /[\r\n]/,
+          });
+          const input = Buffer.from(text, 'utf8');
+          const counted = scanAll(input, chunks);
+          expect(counted.rows).toBe(rows.length);
+          expect(counted.header).toBe(header);
+          expect(counted.warnings).toEqual([]);
+          const collected = scanAll(input, chunks, true);
+          expect(collected.collected).toEqual(rows);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it('counts one record per line when a field of one line opens a quote that never closes', () => {
+    // Not starting with a comma: a quote followed by a separator reads as a closing one (a known limit).
+    const plain = fc
+      .string({ unit: fc.constantFrom('a', 'b', ',', ' ', '中'), minLength: 1 })
+      .filter((c) => !c.startsWith(','));
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(plain, { minLength: 2, maxLength: 5 }), { minLength: 2, maxLength: 25 }),
+        fc.nat(),
+        fc.nat(),
+        fc.constantFrom('\n', '\r\n', '\r'),
+        fc.array(fc.integer({ min: 1, max: 9 }), { maxLength: 5 }),
+        (rows, r, f, eol, chunks) => {
+          // Every cell quoted, so the quotes of the lines after the broken one are there to pair with it.
+          const lines = rows.map((row) => row.map((c) => `"${c}"`).join(','));
+          const target = r % rows.length;
+          const field = f % rows[target]!.length;
+          lines[target] = rows[target]!.map((c, k) => (k === field ? `"${c}` : `"${c}"`)).join(',');
+          const input = Buffer.from(lines.join(eol) + eol, 'utf8');
+          expect(scanAll(input, chunks).rows).toBe(rows.length);
+          expect(scanAll(input, chunks, true).collected).toHaveLength(rows.length);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
