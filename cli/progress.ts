@@ -6,7 +6,16 @@ import type { ExportStatus } from '../workflows/definitions';
  * matters, with no escape codes.
  */
 
-export type ProgressStatus = Pick<ExportStatus, 'counts' | 'totals' | 'state'>;
+export type ProgressStatus = Pick<ExportStatus, 'counts' | 'totals' | 'state'> &
+  Partial<Pick<ExportStatus, 'waitingFor'>>;
+
+/**
+ * A chunk counts as holding the export up once it has run this long while the export could start
+ * nothing else: the line then says what the export waits for instead of an ETA that assumes the
+ * chunk will finish at the pace of the others. Shorter waits are ordinary (a callback takes seconds
+ * to minutes) and would only make the line flicker.
+ */
+export const STUCK_AFTER_MS = 30_000;
 
 export function formatBytes(n: number): string {
   const units = ['B', 'KB', 'MB', 'GB', 'TB'];
@@ -74,18 +83,53 @@ export function progressSummary(status: ProgressStatus): string {
   );
 }
 
-/** One line of progress; with `bar` it starts with `[####......]`. `eta` in seconds (NaN: unknown). */
+const hhmm = (iso: string) => `${iso.slice(11, 16)} UTC`;
+
+/**
+ * What the export waits for, when a chunk holds it up (`STUCK_AFTER_MS`), else undefined:
+ * `waiting for 1 chunk: #17 2024-03-01 → 03-04 waiting for the CC-FS callback for responseId … since
+ * 12:03 UTC (35m12s, request 2 of 4)`. From the export's `waitingFor` (oldest chunk first); the phase
+ * is there when the chunk reported it, otherwise the line says since when the chunk runs. `at` in ms.
+ */
+export function waitingSummary(status: ProgressStatus, at: number): string | undefined {
+  const waiting = status.waitingFor;
+  if (status.state !== 'running' || !waiting || waiting.length === 0) return undefined;
+  const oldest = waiting[0]!;
+  const started = Date.parse(oldest.startedAt ?? '');
+  if (!Number.isFinite(started) || at - started < STUCK_AFTER_MS) return undefined;
+  const running = status.counts.running;
+  const describe = (c: NonNullable<ProgressStatus['waitingFor']>[number]) => {
+    const range = `${c.begin.slice(0, 10)} → ${c.end.slice(0, 4) === c.begin.slice(0, 4) ? c.end.slice(5, 10) : c.end.slice(0, 10)}`;
+    const p = c.progress;
+    if (!p)
+      return `#${c.index} ${range} running since ${c.startedAt ? hhmm(c.startedAt) : '?'} (${formatDuration((at - Date.parse(c.startedAt ?? '')) / 1000)})`;
+    const what =
+      p.phase === 'waiting-for-callback'
+        ? `waiting for the CC-FS callback for responseId ${p.responseId ?? '?'}`
+        : p.phase;
+    return `#${c.index} ${range} ${what} since ${hhmm(p.since)} (${formatDuration((at - Date.parse(p.since)) / 1000)}, request ${p.requests} of ${p.maxRequests})`;
+  };
+  const more = running - 1 > 0 ? `; ${running - 1} more running` : '';
+  return `waiting for ${running} chunk${running === 1 ? '' : 's'}: ${describe(oldest)}${more}`;
+}
+
+/**
+ * One line of progress; with `bar` it starts with `[####......]`. `eta` in seconds (NaN: unknown).
+ * While a chunk holds the export up, the line ends with what it waits for instead of an ETA.
+ */
 export function progressLine(
   status: ProgressStatus,
   eta: number,
-  options: { bar?: boolean; width?: number } = {},
+  options: { bar?: boolean; width?: number; at?: number } = {},
 ): string {
   const width = options.width ?? 24;
   const total = status.totals.chunks;
   const fraction = total === 0 ? 1 : chunksDone(status) / total;
   const filled = Math.min(width, Math.round(fraction * width));
   const bar = options.bar ? `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ` : '';
-  return `${bar}${progressSummary(status)}, ${status.state === 'running' ? `ETA ${formatDuration(eta)}` : status.state}`;
+  const waiting = waitingSummary(status, options.at ?? Date.now());
+  const tail = status.state !== 'running' ? status.state : (waiting ?? `ETA ${formatDuration(eta)}`);
+  return `${bar}${progressSummary(status)}, ${tail}`;
 }
 
 export interface ProgressOutput {
@@ -114,17 +158,22 @@ export class ProgressReporter {
   update(status: ProgressStatus, at = Date.now()): void {
     const eta = this.eta.observe(status, at);
     if (this.out.tty) {
-      const line = progressLine(status, eta, { bar: true });
+      const line = progressLine(status, eta, { bar: true, at });
       const max = this.out.columns && this.out.columns > 1 ? this.out.columns - 1 : undefined;
       this.out.status(max !== undefined && line.length > max ? `${line.slice(0, max - 1)}…` : line);
       this.drawn = true;
       return;
     }
     // Without a terminal the ETA alone changes every poll: print only when the chunks or the state do.
-    const key = `${JSON.stringify(status.counts)} ${status.state}`;
+    // A chunk that starts holding the export up, or moves to another phase, is a change that matters.
+    const waiting =
+      waitingSummary(status, at) === undefined
+        ? ''
+        : status.waitingFor!.map((c) => `${c.index}:${c.progress?.phase ?? ''}`).join(',');
+    const key = `${JSON.stringify(status.counts)} ${status.state} ${waiting}`;
     if (key === this.lastKey) return;
     this.lastKey = key;
-    this.out.err(progressLine(status, eta));
+    this.out.err(progressLine(status, eta, { at }));
   }
 
   /** Ends the redrawn line, so what follows starts on a line of its own. */
