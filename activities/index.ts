@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Context, ApplicationFailure } from '@temporalio/activity';
 import { CcfsError } from '../ccfs/errors';
 import type { QueryBillDataBody } from '../ccfs/protocol';
-import { verifyZip, ZipVerificationError } from '../ccfs/zip';
+import { verifyZip, ZipVerificationError, type ZipSummary } from '../ccfs/zip';
 import { chunkCallbackUrl, type CallbackMode, type CallbackRouting } from '../lib/callback-token';
 import type { OutputPublisher } from '../lib/storage/publisher';
 import type { Logger } from '../lib/logger';
@@ -186,48 +186,27 @@ export interface DownloadHeartbeat {
   bytes: number;
 }
 
-type VerifiedZip = Awaited<ReturnType<typeof verifyZip>>;
-
 /**
- * What a verified ZIP holds, for the chunk: entries (with their warnings, when the verifier gives
- * them), whether it holds no data (no entries, or only header rows: `empty`), and ZIP-level warnings
- * (a requested kind missing, entries of unknown names). Uses the verifier's own `empty`/`warnings`
- * when it reports them and works them out from the entries otherwise.
+ * What a verified ZIP holds, for the chunk: its entries (with their warnings), whether it holds no
+ * data (no entries, or only header rows: `empty`, with why), and the ZIP-level warnings that
+ * verifyZip reports (a requested kind missing, entries of unknown names, each entry's own).
  */
-function describeContent(
-  summary: VerifiedZip,
-  dataType: DataType,
-): { entries: ZipEntrySummary[]; empty: boolean; detail: string; warnings: string[] } {
-  const reported = summary as VerifiedZip & { empty?: boolean; warnings?: string[] };
-  const entries: ZipEntrySummary[] = summary.entries.map((e) => {
-    const w = (e as { warnings?: string[] }).warnings;
-    return {
-      name: e.name,
-      kind: e.kind,
-      rows: e.rows,
-      uncompressedBytes: e.uncompressedBytes,
-      ...(w && w.length > 0 && { warnings: w }),
-    };
-  });
-  const empty =
-    reported.empty ?? (entries.length === 0 || entries.every((e) => e.kind !== 'other' && e.rows === 0));
+function describeContent(summary: ZipSummary): {
+  entries: ZipEntrySummary[];
+  empty: boolean;
+  detail: string;
+  warnings: string[];
+} {
+  const entries: ZipEntrySummary[] = summary.entries.map((e) => ({
+    name: e.name,
+    kind: e.kind,
+    rows: e.rows,
+    uncompressedBytes: e.uncompressedBytes,
+    ...(e.warnings && e.warnings.length > 0 && { warnings: e.warnings }),
+  }));
   const detail =
     entries.length === 0 ? 'the ZIP has no entries' : 'every CSV in the ZIP has a header and no data rows';
-  let warnings = reported.warnings;
-  if (warnings === undefined) {
-    warnings = [];
-    const wanted: Array<'call' | 'record'> = dataType === 'call_record' ? ['call', 'record'] : [dataType];
-    for (const kind of wanted) {
-      if (!entries.some((e) => e.kind === kind))
-        warnings.push(`the ZIP has no ${kind} CSV although ${dataType} was requested`);
-    }
-    const unknown = entries.filter((e) => e.kind === 'other').map((e) => e.name);
-    if (unknown.length > 0)
-      warnings.push(
-        `entries of unknown names (kept, not counted): ${unknown.slice(0, 10).join(', ')}${unknown.length > 10 ? ', …' : ''}`,
-      );
-  }
-  return { entries, empty, detail, warnings };
+  return { entries, empty: summary.empty, detail, warnings: summary.warnings };
 }
 
 /** Builds the activities with their dependencies; the worker is the only caller. */
@@ -345,8 +324,8 @@ export function createActivities(deps: ActivityDeps) {
                 },
               }),
           );
-          const summary = await verifyZip(target);
-          const content = describeContent(summary, input.dataType);
+          const summary = await verifyZip(target, { dataType: input.dataType });
+          const content = describeContent(summary);
           metrics?.ccfsAnswers.inc({ operation: 'downloadBillFile', result: '0' });
           if (content.empty) {
             // Nothing to keep: an empty chunk has no file, whichever way CC-FS said "no data".

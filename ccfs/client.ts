@@ -70,6 +70,8 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 export const MAX_JSON_ANSWER_BYTES = 1024 * 1024;
 const SIGNABLE_HEADERS = new Set(['content-length', 'content-type', 'host']);
 const ZIP_MAGIC = Buffer.from([0x50, 0x4b, 0x03, 0x04]);
+/** An archive with no entries starts with its end-of-central-directory record: how a CC-FS may send an empty range. */
+const EMPTY_ZIP_MAGIC = Buffer.from([0x50, 0x4b, 0x05, 0x06]);
 const MAX_DESC_CHARS = 500;
 
 /** A failure reading the response body (as opposed to writing the destination file). */
@@ -209,7 +211,8 @@ export class CcfsClient {
       const contentType = header(res.headers, 'content-type');
       const source = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
       const head = await readHead(source, ZIP_MAGIC.length);
-      const magic = Buffer.concat(head).subarray(0, ZIP_MAGIC.length).equals(ZIP_MAGIC);
+      const start = Buffer.concat(head).subarray(0, ZIP_MAGIC.length);
+      const magic = start.equals(ZIP_MAGIC) || start.equals(EMPTY_ZIP_MAGIC);
       if (mediaType(contentType) === 'application/octet-stream' && magic) {
         return await this.saveZip(res, head, source, partial, destination, opts);
       }

@@ -136,6 +136,8 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
   let mode: 'callback' | 'none' = 'callback';
   let probes = 0;
   let probeNames: string[] = [];
+  /** What the verified ZIP lacked or held unexpectedly, shown in the details once the chunk is done. */
+  let warnings: string[] = [];
   const probeIntervalMs = () =>
     options.probeIntervalMs ?? (mode === 'none' ? DEFAULT_PROBE_ONLY_INTERVAL_MS : DEFAULT_PROBE_INTERVAL_MS);
   /** Every responseId a callback may name: this run's, and with probing the earlier runs' too. */
@@ -199,6 +201,7 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
             ]
           : []),
         `- download attempts: ${downloadAttempts}`,
+        ...warnings.map((w) => `- ⚠ warning: ${w}`),
       ].join('\n'),
     );
   }
@@ -311,6 +314,8 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
       return { ...common, state: 'empty', billFileName: out.billFileName };
     }
     const { kind: _kind, ...file } = out;
+    // verifyZip's ZIP-level warnings include each entry's, prefixed with its name.
+    warnings = file.warnings ?? [];
     return { ...common, state: 'verified', ...file, billFileName: file.billFileName ?? billFileName };
   }
 

@@ -36,6 +36,8 @@ export interface StackOptions {
   /** Wraps the CC-FS client the activities use (to observe or delay calls). */
   wrapCcfs?: (ccfs: CcfsApi, sim: RunningSimulator) => CcfsApi;
   verifyCallbackSignature?: boolean;
+  /** The worker's CALLBACK_MODE / CALLBACK_ROUTING (ActivityDeps.callback); defaults as in production. */
+  workerCallback?: Partial<Pick<ActivityDeps['callback'], 'mode' | 'routing'>>;
   apiTokens?: string[];
 }
 
@@ -117,7 +119,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const deps: ActivityDeps = {
     ccfs: options.wrapCcfs ? options.wrapCcfs(real, sim) : real,
     output,
-    callback: { baseUrl: apiUrl, key: tokenKey },
+    callback: { baseUrl: apiUrl, key: tokenKey, ...options.workerCallback },
     logger: logger.child({ name: 'worker' }),
     metrics,
   };
