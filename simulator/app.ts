@@ -30,6 +30,7 @@ import {
   type Faults,
   type ResolvedOptions,
   type SimulatorOptions,
+  CsvQuirksPatch,
   FaultsPatch,
   resolveOptions,
 } from './options';
@@ -292,6 +293,7 @@ export function createSimulator(input: SimulatorOptions): Simulator {
         headerRow: options.headerRow,
         filesPerKind: options.filesPerKind,
         extraCdrColumns: options.extraCdrColumns,
+        csv: options.csv,
         padCallFileToBytes: includesCalls(q.dataType) ? options.padCallFileToBytes : undefined,
       },
       expiryDecided: false,
@@ -569,6 +571,7 @@ const RuntimeOptionsBody = z
     fileTtlMs: z.number(),
     padCallFileToBytes: z.number(),
     extraCdrColumns: z.boolean(),
+    csv: CsvQuirksPatch,
     responseIdHyphens: z.boolean(),
     skewSeconds: z.number(),
     lockAfterFailures: z.number(),

@@ -291,13 +291,49 @@ export function includesRecords(dataType: DataType): boolean {
 
 const NEEDS_QUOTES = /[",\r\n]/;
 
-function csvCell(value: string): string {
+/** One RFC 4180 cell: quoted (quotes doubled) when it holds a quote, comma or line break. */
+export function csvCell(value: string): string {
   return NEEDS_QUOTES.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
 }
 
-/** One RFC 4180 line with a `\n` ending. */
-export function csvLine(values: readonly string[]): string {
-  return `${values.map(csvCell).join(',')}\n`;
+/** One RFC 4180 line ending in `eol` (default `\n`). */
+export function csvLine(values: readonly string[], eol = '\n'): string {
+  return `${values.map(csvCell).join(',')}${eol}`;
+}
+
+/** The cells of a CDR row in column order (with the two extra columns when `extra`). */
+export function cdrValues(row: CdrRow, extra: boolean): string[] {
+  return cdrColumns(extra).map((c) => row[c as keyof CdrRow]);
+}
+
+export function recordValues(row: RecordRow): string[] {
+  return RECORD_COLUMNS.map((c) => row[c]);
+}
+
+/** GBK bytes of the only non-ASCII characters the simulator writes (a table, not an encoder dependency). */
+const GBK: Record<string, [number, number]> = {
+  录: [0xc2, 0xbc],
+  音: [0xd2, 0xf4],
+  匿: [0xc4, 0xe4],
+  名: [0xc3, 0xfb],
+};
+
+/** Encodes simulator text as GBK: ASCII as is, the characters of the table, `?` for anything else. */
+export function encodeGbk(text: string): Buffer {
+  const out = Buffer.allocUnsafe(text.length * 2);
+  let n = 0;
+  for (const ch of text) {
+    const code = ch.charCodeAt(0);
+    if (code < 0x80) out[n++] = code;
+    else {
+      const pair = GBK[ch];
+      if (pair) {
+        out[n++] = pair[0];
+        out[n++] = pair[1];
+      } else out[n++] = 0x3f;
+    }
+  }
+  return out.subarray(0, n);
 }
 
 export function cdrColumns(extra: boolean): readonly string[] {

@@ -60,6 +60,46 @@ export const NO_FAULTS: Faults = {
   expireFiles: 0,
 };
 
+/**
+ * How CSV entries are written (protocol §5 leaves separator, quoting, encoding and header [unknown]):
+ * every reading a real CC-FS may take, for readers that must count rows exactly whatever it is.
+ */
+export const CsvQuirks = z
+  .object({
+    /** Start every CSV with a UTF-8 byte order mark. */
+    bom: z.boolean(),
+    lineEnding: z.enum(['lf', 'crlf', 'cr']),
+    /** `gbk`: Chinese text as GBK bytes, as a Windows-made export may hold. */
+    encoding: z.enum(['utf8', 'gbk']),
+    /**
+     * Data rows (0-based within each CSV) whose `unbalancedQuoteField` opens a quote that never
+     * closes (`"Anonymous,<value>`); each stays one line, so the file's records by line are its rows.
+     */
+    unbalancedQuoteRows: z.array(nonNegativeInt),
+    /** Fraction of data rows given such a quote, decided per row by the seed. */
+    unbalancedQuote: probability,
+    /** Column that gets the unclosed quote; present in both kinds. Default `caller_no`. */
+    unbalancedQuoteField: z.string().min(1),
+    /** Data rows lack this many trailing columns (the header keeps them all). */
+    missingColumns: nonNegativeInt,
+    /** Fraction of data rows whose `caller_no` holds a quoted line break (one record over two lines). */
+    embeddedNewline: probability,
+  })
+  .strict();
+export type CsvQuirks = z.infer<typeof CsvQuirks>;
+export const CsvQuirksPatch = CsvQuirks.partial().strict();
+
+export const PLAIN_CSV: CsvQuirks = {
+  bom: false,
+  lineEnding: 'lf',
+  encoding: 'utf8',
+  unbalancedQuoteRows: [],
+  unbalancedQuote: 0,
+  unbalancedQuoteField: 'caller_no',
+  missingColumns: 0,
+  embeddedNewline: 0,
+};
+
 export type EmptyRange = 'query-0300012' | 'download-0300012' | 'header-only' | 'no-entries';
 export const EMPTY_RANGES: readonly EmptyRange[] = [
   'query-0300012',
@@ -147,14 +187,17 @@ export interface SimulatorOptions {
   /** How long an IP lock lasts. Default 600000. */
   lockDurationMs?: number;
   faults?: Partial<Faults>;
+  /** How CSV entries are written (BOM, line ending, encoding, broken quotes, missing columns). Default plain. */
+  csv?: Partial<CsvQuirks>;
   /** Source of "now"; fix it to make file names and ZIP bytes identical across instances. */
   clock?: () => Date;
   logger?: Logger;
 }
 
 export type ResolvedOptions = Required<
-  Omit<SimulatorOptions, 'callbackCa' | 'padCallFileToBytes' | 'logger' | 'faults' | 'accounts'>
+  Omit<SimulatorOptions, 'callbackCa' | 'padCallFileToBytes' | 'logger' | 'faults' | 'accounts' | 'csv'>
 > & {
+  csv: CsvQuirks;
   accounts: Array<Required<SimulatorAccount>>;
   callbackCa: string | undefined;
   padCallFileToBytes: number | undefined;
@@ -238,6 +281,7 @@ const OptionsSchema = z.object({
   lockAfterFailures: positiveInt.optional(),
   lockDurationMs: nonNegative.optional(),
   faults: FaultsPatch.optional(),
+  csv: CsvQuirksPatch.optional(),
 });
 
 export function resolveOptions(options: SimulatorOptions): ResolvedOptions {
@@ -263,6 +307,7 @@ export function resolveOptions(options: SimulatorOptions): ResolvedOptions {
     callbackCa: options.callbackCa,
     padCallFileToBytes: options.padCallFileToBytes || undefined,
     faults: { ...NO_FAULTS, ...options.faults },
+    csv: { ...PLAIN_CSV, ...options.csv },
     clock: options.clock ?? (() => new Date()),
   };
   if (!isValidTimeZone(resolved.timeZone))

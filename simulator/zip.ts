@@ -9,14 +9,19 @@ import {
   RECORD_COLUMNS,
   cdrColumns,
   cdrLine,
+  cdrValues,
+  csvCell,
   csvLine,
+  encodeGbk,
   fillerTemplate,
   FILLER_SEQ_DIGITS,
   includesCalls,
   includesRecords,
   recordLine,
+  recordValues,
 } from './data';
-import { digits, rngFor } from './prng';
+import { type CsvQuirks, PLAIN_CSV } from './options';
+import { type Rng, digits, rngFor } from './prng';
 import { compactWallMs, formatWall } from './wall-time';
 
 /** Everything that decides the bytes of one bill file; fixed when the query is accepted. */
@@ -32,6 +37,8 @@ export interface BillFileContent {
   headerRow: boolean;
   filesPerKind: number;
   extraCdrColumns: boolean;
+  /** How the CSVs are written; absent = plain (UTF-8, LF, no BOM, well-formed). */
+  csv?: CsvQuirks;
   padCallFileToBytes: number | undefined;
   /** Naive wall milliseconds of generation: entry names and (fixed) entry mtimes. */
   generatedWallMs: number;
@@ -73,14 +80,67 @@ export function planEntries(content: BillFileContent): ZipEntryPlan[] {
 
 const CHUNK_CHARS = 256 * 1024;
 
-function* rowLines(content: BillFileContent, kind: 'call' | 'record'): Generator<string> {
+const EOL = { lf: '\n', crlf: '\r\n', cr: '\r' } as const;
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
+function isPlain(csv: CsvQuirks): boolean {
+  return (
+    csv.lineEnding === 'lf' &&
+    csv.encoding === 'utf8' &&
+    csv.unbalancedQuoteRows.length === 0 &&
+    csv.unbalancedQuote === 0 &&
+    csv.missingColumns === 0 &&
+    csv.embeddedNewline === 0
+  );
+}
+
+/** Writes data row `index` of an entry with the quirks asked for; `rng` decides the per-row ones. */
+function quirkyLine(
+  csv: CsvQuirks,
+  columns: readonly string[],
+  values: string[],
+  index: number,
+  rng: Rng,
+): string {
+  let cells = values.map(csvCell);
+  const caller = columns.indexOf('caller_no');
+  if (csv.embeddedNewline > 0 && rng() < csv.embeddedNewline && caller >= 0)
+    cells[caller] = csvCell(`${values[caller]}\n(display name withheld)`);
+  const broken =
+    csv.unbalancedQuoteRows.includes(index) || (csv.unbalancedQuote > 0 && rng() < csv.unbalancedQuote);
+  const field = columns.indexOf(csv.unbalancedQuoteField);
+  // Written raw: the quote opens the field and nothing closes it (issue 13 input 6).
+  if (broken && field >= 0) cells[field] = `"Anonymous,${values[field]}`;
+  if (csv.missingColumns > 0) cells = cells.slice(0, Math.max(1, cells.length - csv.missingColumns));
+  return cells.join(',') + EOL[csv.lineEnding];
+}
+
+/** The lines of a kind's rows in begin-time order; `first` is the entry's first row (quirk rows count from it). */
+function* rowLines(
+  content: BillFileContent,
+  kind: 'call' | 'record',
+  entry: string,
+  first: number,
+): Generator<string> {
+  const csv = content.csv ?? PLAIN_CSV;
+  const plain = isPlain(csv);
+  const columns = kind === 'call' ? cdrColumns(content.extraCdrColumns) : RECORD_COLUMNS;
+  const rng = rngFor(content.seed, 'csv-quirks', content.responseId, entry);
+  let index = -first;
   for (const call of content.data.calls({
     ...content.range,
     account: content.account,
     filters: content.filters,
   })) {
-    if (kind === 'call') for (const row of call.cdr) yield cdrLine(row, content.extraCdrColumns);
-    else for (const row of call.records) yield recordLine(row);
+    if (kind === 'call') {
+      for (const row of call.cdr)
+        yield plain
+          ? cdrLine(row, content.extraCdrColumns)
+          : quirkyLine(csv, columns, cdrValues(row, content.extraCdrColumns), index++, rng);
+    } else {
+      for (const row of call.records)
+        yield plain ? recordLine(row) : quirkyLine(csv, columns, recordValues(row), index++, rng);
+    }
   }
 }
 
@@ -94,8 +154,14 @@ function* entryChunks(
   let pendingChars = 0;
   let bytes = 0;
   rows[plan.name] = 0;
+  const csv = content.csv ?? PLAIN_CSV;
+  const encode = csv.encoding === 'gbk' ? encodeGbk : (text: string): Buffer => Buffer.from(text, 'utf8');
+  if (csv.bom) {
+    bytes += BOM.length;
+    yield BOM;
+  }
   const flush = (): Buffer => {
-    const buf = Buffer.from(pending.join(''), 'utf8');
+    const buf = encode(pending.join(''));
     bytes += buf.length;
     pending = [];
     pendingChars = 0;
@@ -107,12 +173,17 @@ function* entryChunks(
     return pendingChars >= CHUNK_CHARS;
   };
   if (content.headerRow) {
-    push(csvLine(plan.kind === 'call' ? cdrColumns(content.extraCdrColumns) : RECORD_COLUMNS));
+    push(
+      csvLine(
+        plan.kind === 'call' ? cdrColumns(content.extraCdrColumns) : RECORD_COLUMNS,
+        EOL[csv.lineEnding],
+      ),
+    );
   }
   let index = 0;
   const last = plan.first + plan.count;
   if (plan.count > 0) {
-    for (const line of rowLines(content, plan.kind)) {
+    for (const line of rowLines(content, plan.kind, plan.name, plan.first)) {
       if (index >= last) break;
       if (index++ < plan.first) continue;
       rows[plan.name] = (rows[plan.name] ?? 0) + 1;
