@@ -1,7 +1,15 @@
 import { runCli } from './main';
 
-// The simulator subcommand keeps running (it listens); every other command ends with its exit code.
+/** Resolves once everything written to `stream` so far has been handed to the OS. */
+const drained = (stream: NodeJS.WriteStream) => new Promise<void>((resolve) => stream.write('', () => resolve()));
+
+// The simulator subcommand keeps running (it listens); every other command ends with its exit code —
+// but only after stdout and stderr have drained: on a pipe Node writes asynchronously, and exiting
+// with writes pending cut `status --json | jq` off after 64 KiB.
 const argv = process.argv.slice(2);
-void runCli(argv).then((code) => {
-  if (argv[0] !== 'simulator') process.exit(code);
+void runCli(argv).then(async (code) => {
+  if (argv[0] === 'simulator') return;
+  process.exitCode = code;
+  await Promise.all([drained(process.stdout), drained(process.stderr)]);
+  process.exit(code);
 });

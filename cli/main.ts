@@ -3,11 +3,11 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { loadConfig, type Config } from '../lib/config';
 import { buildExportRequest, describeIssues, StartExportInput } from '../lib/export-input';
-import { ExportService } from '../lib/export-service';
+import { EXPORT_STATES, ExportRequestError, ExportService, STATE_ALIASES, normalizeState, type ExportStatusView } from '../lib/export-service';
 import { temporalConnectionOptions } from '../lib/temporal';
 import { simulatorCommand } from '../simulator/main';
 import { FILTER_KEYS } from '../ccfs/protocol';
-import { formatBytes, formatInstant, progressSummary, ProgressReporter, table } from './progress';
+import { formatBytes, formatInstant, ProgressReporter, table } from './progress';
 import { scheduleCommands } from './schedule';
 
 /** Exit codes: 0 all chunks verified or empty; 1 usage or input error; 2 export finished with failures or was cancelled; 3 cannot reach Temporal. */
@@ -67,8 +67,34 @@ const defaultIo: Io = {
 /** Follows an export until it finishes; returns its final status. */
 type FollowedStatus = NonNullable<Awaited<ReturnType<ExportService['status']>>>;
 
+/** Exit code of a follow interrupted by Ctrl-C (128 + SIGINT), as shells report it. */
+export const EXIT_INTERRUPTED = 130;
+
+/**
+ * What Ctrl-C while following leaves behind, said before exiting: the export runs in Temporal, not in
+ * this process, so it goes on — and how to follow it again or cancel it.
+ */
+export function interruptedLines(exportId: string, links: { temporalUi: string }): string[] {
+  return [
+    `stopped following; export ${exportId} goes on in Temporal (this command only watched it).`,
+    `  follow:  ccfs-export status ${exportId} --watch`,
+    `  UI:      ${links.temporalUi}`,
+    `  cancel:  ccfs-export cancel ${exportId}`,
+  ];
+}
+
 async function follow(service: ExportService, exportId: string, io: Io): Promise<FollowedStatus> {
   let reporter: ProgressReporter | undefined;
+  // Ctrl-C stops the watching, not the export: say so, then exit 130 once stderr is written.
+  const onInterrupt = () => {
+    reporter?.finish();
+    reporter = undefined;
+    io.err('');
+    for (const line of interruptedLines(exportId, service.links(exportId))) io.err(line);
+    process.stderr.write('', () => process.exit(EXIT_INTERRUPTED));
+  };
+  const interruptible = io === defaultIo;
+  if (interruptible) process.once('SIGINT', onInterrupt);
   try {
     for (;;) {
       const status = await service.status(exportId);
@@ -79,6 +105,7 @@ async function follow(service: ExportService, exportId: string, io: Io): Promise
       await new Promise((r) => setTimeout(r, io.pollMs ?? 1000));
     }
   } finally {
+    if (interruptible) process.removeListener('SIGINT', onInterrupt);
     reporter?.finish();
   }
 }
@@ -90,8 +117,13 @@ async function finish(service: ExportService, exportId: string, io: Io, json: bo
   } catch (err) {
     if (err instanceof WorkflowFailedError) {
       const status = await service.status(exportId);
-      io.err(`export ${exportId} ${status?.state ?? 'failed'}: ${err.cause?.message ?? err.message}`);
-      if (status?.manifestPath) io.out(status.manifestPath);
+      const state = status?.state ?? 'failed';
+      io.err(`export ${exportId} ${state}: ${err.cause?.message ?? err.message}`);
+      // With --json stdout stays JSON whatever happened: the manifest, or what is known without one.
+      if (json) {
+        const manifest = status?.manifestPath ? await readFile(status.manifestPath, 'utf8').catch(() => undefined) : undefined;
+        io.out(manifest ?? JSON.stringify({ exportId, state, error: err.cause?.message ?? err.message }, null, 2));
+      } else if (status?.manifestPath) io.out(status.manifestPath);
       return EXIT.failures;
     }
     throw err;
@@ -100,6 +132,22 @@ async function finish(service: ExportService, exportId: string, io: Io, json: bo
   else io.out(result.manifestPath);
   for (const c of result.failedChunks) io.err(`failed chunk ${c.index} ${c.begin} → ${c.end}: ${c.error ?? ''}`);
   return result.state === 'completed' ? EXIT.ok : EXIT.failures;
+}
+
+/**
+ * `5/25 chunks done (20%): 3 verified, 2 empty, 20 cancelled; 0 running, 0 pending; 34,210 rows, 12.3 MB`:
+ * every state by its own name, so a cancelled export does not read as failed.
+ */
+export function statusCounts(status: Pick<ExportStatusView, 'counts' | 'totals'>): string {
+  const c = status.counts;
+  const done = c.verified + c.empty + c.failed + c.cancelled;
+  const total = status.totals.chunks;
+  const finished = (['verified', 'empty', 'failed', 'cancelled'] as const).filter((k) => c[k] > 0).map((k) => `${c[k]} ${k}`);
+  return (
+    `${done}/${total} chunks done (${total === 0 ? 100 : Math.floor((done / total) * 100)}%)` +
+    (finished.length > 0 ? `: ${finished.join(', ')}` : '') +
+    `; ${c.running} running, ${c.pending} pending; ${status.totals.rows.toLocaleString('en-US')} rows, ${formatBytes(status.totals.bytes)}`
+  );
 }
 
 /** Builds the CLI. `config` is read lazily, so `--help` works without any environment. */
@@ -130,6 +178,7 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
     .option('--chunk-hours <n>', 'largest chunk, at most 72', integer('--chunk-hours'))
     .option('--in-flight <n>', 'chunks in flight at once', integer('--in-flight'))
     .option('--callback-timeout <seconds>', 'wait this long for a callback before requesting again', integer('--callback-timeout'))
+    .option('--allow-partial', 'export a range that has not ended yet (marked partial); without it such a range is refused')
     .option('--wait', 'follow progress; exit 0 only when every chunk is verified or empty')
     .option('--json', 'with --wait, print the manifest; otherwise print the start result as JSON');
   for (const key of FILTER_KEYS) exportCmd.option(`--${key.replace(/[A-Z0-9]+/g, (m) => `-${m.toLowerCase()}`)} <value>`, `filter: ${key}`);
@@ -155,7 +204,13 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
     }
     const request = buildExportRequest(parsed.data, { timeZone: config.TENANT_TIME_ZONE, origin: 'cli' });
     await withService(async (service) => {
-      const started = await service.start(request);
+      let started;
+      try {
+        started = await service.start(request, {}, { allowPartial: Boolean(opts.allowPartial) });
+      } catch (err) {
+        if (err instanceof ExportRequestError) throw new CliError(err.message);
+        throw err;
+      }
       if (!opts.wait) {
         if (opts.json) io.out(JSON.stringify(started, null, 2));
         else io.out(`${started.created ? 'started' : 'already exists'}: ${started.exportId}\n${started.links.temporalUi}`);
@@ -181,7 +236,8 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
           return;
         }
         io.out(`${status.exportId}  ${status.state}  ${status.request.dataType} ${status.request.begin} → ${status.request.end} (${status.request.timeZone}), tenant ${status.request.tenant}`);
-        io.out(progressSummary(status));
+        io.out(statusCounts(status));
+        if (status.partial) io.out(`partial: ${(status.request as { partial?: { reason?: string } }).partial?.reason ?? 'the range had not ended when the export started'}`);
         io.out('');
         io.out(
           table(
@@ -209,7 +265,15 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
     .command('list')
     .description('list exports (from Temporal visibility)')
     .option('--tenant <tenant>')
-    .option('--state <state>', 'running | completed | completed_with_failures | cancelled')
+    .addOption(
+      new Option('--state <state>', `the export's state (canceled = cancelled)`)
+        .choices([...EXPORT_STATES, ...Object.keys(STATE_ALIASES)])
+        .argParser((v: string) => {
+          if (![...EXPORT_STATES, ...Object.keys(STATE_ALIASES)].includes(v))
+            throw new InvalidArgumentError(`Allowed choices are ${EXPORT_STATES.join(', ')} (canceled is read as cancelled).`);
+          return normalizeState(v);
+        }),
+    )
     .option('--type <type>')
     .option('--limit <n>', 'at most this many', integer('--limit'), 50)
     .option('--json')
@@ -228,7 +292,7 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
           table(
             rows.map((r) => ({
               export: r.exportId,
-              state: r.state ?? r.status.toLowerCase(),
+              state: r.state,
               tenant: r.tenant,
               type: r.dataType,
               [columns[4]!]: at(r.rangeBegin),
@@ -248,8 +312,11 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
     .description('stop an export; verified files and the manifest stay')
     .action(async (exportId: string) => {
       await withService(async (service) => {
-        if (!(await service.cancel(exportId))) throw new CliError(`no export with ID ${exportId}`);
-        io.out(`cancellation requested: ${exportId}`);
+        const outcome = await service.cancel(exportId);
+        if (!outcome) throw new CliError(`no export with ID ${exportId}`);
+        // Exit 0 either way: the export is not running afterwards, which is what was asked.
+        if (!outcome.cancelRequested) io.out(`export ${exportId} already finished (${outcome.state}): nothing to cancel, nothing changed`);
+        else io.out(`cancellation requested: ${exportId} (verified files and the manifest stay; \`ccfs-export status ${exportId}\` shows when it has stopped)`);
       });
     });
 
@@ -261,7 +328,13 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
     .action(async (exportId: string, opts: { wait?: boolean; json?: boolean }) => {
       await withService(async (service) => {
         const started = await service.retry(exportId);
-        if ('error' in started) throw new CliError(started.error === 'running' ? `export ${exportId} is still running` : `no export with ID ${exportId}`);
+        if ('error' in started) {
+          if (started.error === 'nothing-to-retry') {
+            io.out(`export ${exportId} ${started.state}: every chunk is verified or empty, nothing to retry; nothing started`);
+            return;
+          }
+          throw new CliError(started.error === 'running' ? `export ${exportId} is still running` : `no export with ID ${exportId}`);
+        }
         io.err(`retrying export ${exportId}: ${started.links.temporalUi}`);
         if (opts.wait) {
           await follow(service, exportId, io);

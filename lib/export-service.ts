@@ -4,6 +4,8 @@ import {
   type Client,
   type WorkflowExecutionDescription,
 } from '@temporalio/client';
+import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
+import { DateTime } from 'luxon';
 import { parseWallTime, wallToInstant } from '../domain/wall-time';
 import {
   exportStatusQuery,
@@ -44,7 +46,70 @@ export interface ExportLinks {
 /** A ledger entry as the status shows it: with the chunk workflow's ID and page once it has started. */
 export type ChunkStatus = LedgerEntry & { workflowId: string; links?: { temporalUi: string } };
 
+/**
+ * A request that cannot start as asked: `range_not_ended` (the range ends in the future in the
+ * tenant's zone and partial data was not allowed) or `export_id_conflict` (the export ID is taken by
+ * an export of a different range, zone, type or filters). `fields` names what differs, in the
+ * request's own terms (`from`, `to`, `dataType`, `timeZone`, `filters.<key>`). The API answers 400 /
+ * 409, the CLI exits 1.
+ */
+export class ExportRequestError extends Error {
+  constructor(
+    readonly code: 'range_not_ended' | 'export_id_conflict',
+    message: string,
+    readonly fields: string[],
+  ) {
+    super(message);
+    this.name = 'ExportRequestError';
+  }
+}
+
+/** Set on a request whose range had not ended when it started (`allowPartial`): its data may be incomplete. */
+export interface PartialMark {
+  reason: string;
+  /** When the export was started (ISO instant): data after this instant cannot be in the export. */
+  requestedAt: string;
+}
+
+/** An export request as stored: possibly marked partial (kept in request.json and the manifest). */
+export type StoredExportRequest = ExportRequest & { partial?: PartialMark };
+
+/** The fields that decide what an export contains, as the API and the CLI name them. */
+function dataFields(r: ExportRequest): Record<string, string> {
+  const out: Record<string, string> = { from: r.begin, to: r.end, timeZone: r.timeZone, dataType: r.dataType };
+  for (const [k, v] of Object.entries(r.filters ?? {})) if (v !== undefined && v !== '') out[`filters.${k}`] = String(v);
+  return out;
+}
+
+/**
+ * Fields whose values differ between two requests for one export ID. Options (chunk size, chunks in
+ * flight, timeouts) say how to export, not what: a repeat that differs only there is the same export.
+ */
+export function differingFields(a: ExportRequest, b: ExportRequest): string[] {
+  const x = dataFields(a);
+  const y = dataFields(b);
+  return [...new Set([...Object.keys(x), ...Object.keys(y)])].filter((k) => x[k] !== y[k]).sort((p, q) => FIELD_ORDER(p) - FIELD_ORDER(q));
+}
+const FIELD_ORDER = (k: string) => ['from', 'to', 'dataType', 'timeZone'].indexOf(k) >>> 0;
+
+/**
+ * Whether the range of `request` has not ended yet at `now` in its zone: CC-FS would export what exists
+ * so far and every chunk would look complete. Returns the refusal message, or undefined when it ended.
+ */
+export function rangeNotEnded(request: ExportRequest, now: Date = new Date()): string | undefined {
+  const end = wallToInstant(parseWallTime(request.end), request.timeZone) * 1000;
+  if (end <= now.getTime()) return undefined;
+  const nowThere = DateTime.fromJSDate(now).setZone(request.timeZone).toFormat('yyyy-MM-dd HH:mm:ss');
+  return (
+    `the range ends at ${request.end} (${request.timeZone}), which has not come yet (it is ${nowThere} there): ` +
+    'the export would hold only what exists so far while reporting every chunk as verified. ' +
+    'End the range at a past time, or to export what exists now marked partial pass --allow-partial (API: "allowPartial": true)'
+  );
+}
+
 export type ExportStatusView = Omit<ExportStatus, 'chunks'> & {
+  /** True when the request's range had not ended when the export started (`allowPartial`): data may be missing. */
+  partial: boolean;
   /** Temporal's execution status of the export workflow: RUNNING, COMPLETED, CANCELLED, … */
   status: string;
   /** When the export workflow's current run started (later than the export after a continue-as-new), and closed. */
@@ -80,6 +145,29 @@ export interface ListFilters {
 
 const quote = (v: string) => `"${v.replace(/["\\]/g, '')}"`;
 
+/** Export states `list --state` / `GET /exports?state=` accept; `canceled` (US spelling) means `cancelled`. */
+export const EXPORT_STATES = ['running', 'completed', 'completed_with_failures', 'cancelled'] as const;
+export const STATE_ALIASES: Record<string, string> = { canceled: 'cancelled' };
+export const normalizeState = (s: string): string => STATE_ALIASES[s] ?? s;
+
+/**
+ * An export's state as a person means it: `running` while a run runs (its search attribute says so
+ * too, but a run terminated or failed without updating it would say `running` forever), the state the
+ * workflow recorded when it completed, `cancelled`, or Temporal's status (`terminated`, `failed`,
+ * `timed_out`) when the workflow ended without recording one.
+ */
+export function trueState(status: string, recorded: string | undefined): string {
+  if (status === 'RUNNING') return 'running';
+  if (status === 'CANCELLED') return 'cancelled';
+  if (status === 'COMPLETED' && recorded && recorded !== 'running') return recorded;
+  return status.toLowerCase();
+}
+
+function searchAttribute(description: WorkflowExecutionDescription, key: { name: string }): string | undefined {
+  const v = description.typedSearchAttributes.getAll().find((p) => p.key.name === key.name)?.value;
+  return typeof v === 'string' ? v : undefined;
+}
+
 /** `20 s`, `35 min`, `1.5 h`: durations as the UI's details show them. */
 export function humanDuration(ms: number): string {
   if (ms < 60_000) return `${Math.round(ms / 100) / 10} s`;
@@ -110,7 +198,26 @@ export class ExportService {
     };
   }
 
-  async start(request: ExportRequest, input: Partial<ExportWorkflowInput> = {}): Promise<StartedExport> {
+  /**
+   * Starts an export, or finds the one with its ID. Throws `ExportRequestError`: `range_not_ended`
+   * when the range ends after `now` in its zone (unless `allowPartial`, which marks the request
+   * partial), `export_id_conflict` when an export with this ID (running or finished) asked for other
+   * data. A retry (`input.retry`) restarts the stored request as it is.
+   */
+  async start(
+    asked: ExportRequest,
+    input: Partial<ExportWorkflowInput> = {},
+    opts: { allowPartial?: boolean; now?: Date } = {},
+  ): Promise<StartedExport> {
+    let request: StoredExportRequest = asked;
+    if (!input.retry) {
+      const notEnded = rangeNotEnded(asked, opts.now);
+      if (notEnded && !opts.allowPartial) throw new ExportRequestError('range_not_ended', notEnded, ['to']);
+      if (notEnded) {
+        const reason = `the range ends at ${asked.end} (${asked.timeZone}), after the export started: data after that instant is missing`;
+        request = { ...asked, partial: { reason, requestedAt: (opts.now ?? new Date()).toISOString() } };
+      }
+    }
     const workflowId = exportWorkflowId(request.exportId);
     const instant = (wall: string) => new Date(wallToInstant(parseWallTime(wall), request.timeZone) * 1000);
     try {
@@ -143,7 +250,37 @@ export class ExportService {
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       const description = await this.client.workflow.getHandle(workflowId).describe();
+      const existing = await this.storedRequest(workflowId, description.runId);
+      const differ = existing ? differingFields(existing, request) : [];
+      if (existing && differ.length > 0) {
+        const show = (r: ExportRequest) => differ.map((f) => `${f}=${JSON.stringify(dataFields(r)[f] ?? null)}`).join(', ');
+        throw new ExportRequestError(
+          'export_id_conflict',
+          `export ID ${request.exportId} is already used by an export (${description.status.name.toLowerCase()}) of other data: ` +
+            `it has ${show(existing)}; this request has ${show(request)}. Use another export ID, or repeat the same request to follow that export`,
+          differ,
+        );
+      }
       return { exportId: request.exportId, workflowId, runId: description.runId, created: false, links: this.links(request.exportId) };
+    }
+  }
+
+  /**
+   * The request a run of an export was started with, from the first event of its history (no worker
+   * needed, so it works for finished exports and while no worker runs). Undefined when unreadable.
+   */
+  private async storedRequest(workflowId: string, runId: string): Promise<ExportRequest | undefined> {
+    try {
+      const { history } = await this.client.workflowService.getWorkflowExecutionHistory({
+        namespace: this.client.options.namespace,
+        execution: { workflowId, runId },
+        maximumPageSize: 1,
+      });
+      const payloads = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
+      const input = await decodeFromPayloadsAtIndex<Partial<ExportWorkflowInput>>(this.client.options.loadedDataConverter, 0, payloads);
+      return input?.request;
+    } catch {
+      return undefined;
     }
   }
 
@@ -170,6 +307,7 @@ export class ExportService {
     });
     return {
       ...status,
+      partial: Boolean((status.request as StoredExportRequest).partial),
       chunks,
       status: description.status.name,
       // The current run's start: after a continue-as-new that is later than the export's first start.
@@ -187,53 +325,84 @@ export class ExportService {
   listQuery(filters: ListFilters = {}): string {
     const clauses = [`WorkflowType = "exportWorkflow"`];
     if (filters.tenant) clauses.push(`CcfsTenant = ${quote(filters.tenant)}`);
-    if (filters.state) clauses.push(`CcfsExportState = ${quote(filters.state)}`);
+    if (filters.state) clauses.push(`CcfsExportState = ${quote(normalizeState(filters.state))}`);
     if (filters.dataType) clauses.push(`CcfsDataType = ${quote(filters.dataType)}`);
     if (filters.from) clauses.push(`CcfsRangeEnd > ${quote(filters.from)}`);
     if (filters.to) clauses.push(`CcfsRangeBegin < ${quote(filters.to)}`);
+    // A run that continued as new is not an export of its own: the run it continued into is.
+    clauses.push(`ExecutionStatus != "ContinuedAsNew"`);
     return clauses.join(' AND ');
   }
 
   /**
-   * Exports from Temporal visibility, newest first. Visibility is eventually consistent: an export
-   * started a moment ago, or a state just changed, may show a little later.
+   * Exports from Temporal visibility, one row per export (its newest run: a retried export is one row,
+   * in the state of the retry), newest first, at most `limit` (100). `state` filters on that true
+   * state (`canceled` is read as `cancelled`). Visibility is eventually consistent: an export started a
+   * moment ago, or a state just changed, may show a little later.
    */
   async list(filters: ListFilters = {}): Promise<ExportSummary[]> {
-    const out: ExportSummary[] = [];
+    const limit = filters.limit ?? 100;
+    const state = filters.state === undefined ? undefined : normalizeState(filters.state);
+    const rows = new Map<string, ExportSummary>();
     for await (const wf of this.client.workflow.list({ query: this.listQuery(filters) })) {
       const attr = <T>(key: { name: string }) => wf.typedSearchAttributes.getAll().find((p) => p.key.name === key.name)?.value as T | undefined;
       const date = (v: unknown) => (v instanceof Date ? v.toISOString() : undefined);
-      out.push({
-        exportId: attr<string>(ExportIdKey) ?? wf.workflowId.replace(/^ccfs-export\//, ''),
+      const exportId = attr<string>(ExportIdKey) ?? wf.workflowId.replace(/^ccfs-export\//, '');
+      const row: ExportSummary & { runId: string } = {
+        exportId,
         workflowId: wf.workflowId,
+        runId: wf.runId,
         status: wf.status.name,
-        state: attr<string>(ExportStateKey),
+        state: trueState(wf.status.name, attr<string>(ExportStateKey)),
         tenant: attr<string>(TenantKey),
         dataType: attr<string>(DataTypeKey),
         rangeBegin: date(attr(RangeBeginKey)),
         rangeEnd: date(attr(RangeEndKey)),
         startTime: wf.startTime.toISOString(),
         closeTime: wf.closeTime?.toISOString(),
-        links: this.links(attr<string>(ExportIdKey) ?? wf.workflowId.replace(/^ccfs-export\//, '')),
-      });
-      if (out.length >= (filters.limit ?? 100)) break;
+        links: this.links(exportId),
+      };
+      const seen = rows.get(wf.workflowId);
+      if (seen && seen.startTime >= row.startTime) continue;
+      // With a state filter an older run may match while the export has moved on (a retry runs): only
+      // the newest run speaks for the export. A running run is always the newest.
+      if (state !== undefined && row.status !== 'RUNNING') {
+        const current = await this.describe(exportId).catch(() => undefined);
+        if (current && current.runId !== row.runId) continue;
+      }
+      if (state !== undefined && row.state !== state) continue;
+      const { runId: _runId, ...summary } = row;
+      rows.set(wf.workflowId, summary);
+      if (rows.size >= limit) break;
     }
-    return out;
+    return [...rows.values()];
   }
 
-  async cancel(exportId: string): Promise<boolean> {
+  /**
+   * Requests cancellation of a running export. Undefined when there is no such export; for a finished
+   * one nothing changes and `cancelRequested` is false, with the state it finished in.
+   */
+  async cancel(exportId: string): Promise<{ cancelRequested: boolean; state: string } | undefined> {
     const description = await this.describe(exportId);
-    if (!description) return false;
-    if (description.status.name === 'RUNNING') await this.client.workflow.getHandle(exportWorkflowId(exportId)).cancel();
-    return true;
+    if (!description) return undefined;
+    const state = trueState(description.status.name, searchAttribute(description, ExportStateKey));
+    if (description.status.name !== 'RUNNING') return { cancelRequested: false, state };
+    await this.client.workflow.getHandle(exportWorkflowId(exportId)).cancel();
+    return { cancelRequested: true, state };
   }
 
-  /** Runs the failed and cancelled chunks of a finished export again; verified chunks are kept. */
-  async retry(exportId: string): Promise<StartedExport | { error: 'not-found' | 'running' }> {
+  /**
+   * Runs the failed, cancelled and never-started chunks of a finished export again; verified and empty
+   * chunks are kept. `nothing-to-retry` (with the export's state) when every chunk is verified or
+   * empty: then nothing starts.
+   */
+  async retry(exportId: string): Promise<StartedExport | { error: 'not-found' | 'running' } | { error: 'nothing-to-retry'; state: string }> {
     const description = await this.describe(exportId);
     if (!description) return { error: 'not-found' };
     if (description.status.name === 'RUNNING') return { error: 'running' };
     const status = await this.client.workflow.getHandle(exportWorkflowId(exportId)).query(exportStatusQuery);
+    const todo = status.chunks.filter((c) => c.state !== 'verified' && c.state !== 'empty').length;
+    if (todo === 0 && status.chunks.length > 0) return { error: 'nothing-to-retry', state: status.state };
     return this.start(status.request, { retry: true });
   }
 }

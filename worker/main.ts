@@ -8,6 +8,17 @@ import { PinoTemporalLogger } from '../lib/temporal-logger';
 import { activityDepsFromConfig } from './activity-deps';
 import { createWorkers, runWorkers } from './create-workers';
 
+/**
+ * Where the worker's `/metrics` listens: `WORKER_METRICS_HOST` (an address, `0.0.0.0`/`::` for every
+ * interface, as a Prometheus in another container needs), loopback when unset or empty — the counters
+ * say which tenants export what, which is nobody else's business on a shared machine.
+ */
+function metricsListenHost(value: string | undefined): string {
+  if (value === undefined || value.trim() === '') return '127.0.0.1';
+  if (!/^[A-Za-z0-9.:%-]+$/.test(value.trim())) throw new Error(`invalid configuration:\n  WORKER_METRICS_HOST: must be an address or host name, got "${value}"`);
+  return value.trim();
+}
+
 /** The worker process: hosts the workflows and activities until SIGINT/SIGTERM. */
 async function main(): Promise<void> {
   const config = requireCcfs(loadConfig());
@@ -17,7 +28,7 @@ async function main(): Promise<void> {
     logger: new PinoTemporalLogger(logger.child({ component: 'temporal-sdk' })),
     telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${sdkMetricsPort}` } } },
   });
-  const metrics = new Metrics();
+  const metrics = new Metrics({ role: 'worker' });
   // One /metrics for both: the product's counters, then the SDK's own (served by core on the next port).
   const metricsServer = createServer((req, res) => {
     if (req.url !== '/metrics') {
@@ -38,7 +49,8 @@ async function main(): Promise<void> {
       }
     })();
   });
-  metricsServer.listen(config.WORKER_METRICS_PORT);
+  const metricsHost = metricsListenHost(process.env.WORKER_METRICS_HOST);
+  metricsServer.listen(config.WORKER_METRICS_PORT, metricsHost);
 
   const connection = await NativeConnection.connect(temporalConnectionOptions(config));
   const workers = await createWorkers(
@@ -54,7 +66,7 @@ async function main(): Promise<void> {
     activityDepsFromConfig(config, logger, metrics),
   );
   logger.info(
-    { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, address: config.TEMPORAL_ADDRESS, metricsPort: config.WORKER_METRICS_PORT, pid: process.pid },
+    { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, address: config.TEMPORAL_ADDRESS, metricsPort: config.WORKER_METRICS_PORT, metricsHost, pid: process.pid },
     'worker started',
   );
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
