@@ -121,22 +121,25 @@ export function callbackRouter(deps: CallbackRouteDeps): Router {
     return undefined;
   }
 
-  /** The running chunk that requested this responseId, or a closed one, through visibility (eventually consistent). */
+  /**
+   * The running chunk that requested this responseId, else a closed one, through visibility (eventually
+   * consistent). A closed match is only taken once the budget is spent: a retried chunk's new run
+   * records its earlier responseIds too, and it may not be visible yet.
+   */
   async function lookup(responseId: string): Promise<Lookup> {
     // The id is 32 hex here (checked against billFileName), so it cannot break out of the quoted value.
     const query = `${ResponseIdsKey.name} = '${normalizeResponseId(responseId)}'`;
     const deadline = Date.now() + lookupBudgetMs;
     let delay = 50;
+    let closed: Lookup | undefined;
     for (;;) {
-      let closed: Lookup | undefined;
       for await (const wf of deps.client.workflow.list({ query, pageSize: 10 })) {
         if (wf.status.name === 'RUNNING')
           return { kind: 'found', workflowId: wf.workflowId, runId: wf.runId, running: true };
         closed ??= { kind: 'found', workflowId: wf.workflowId, runId: wf.runId, running: false };
       }
-      if (closed) return closed;
       // The chunk upserts the id right after queryBillData answers; a fast callback can beat it.
-      if (Date.now() + delay > deadline) return { kind: 'unknown' };
+      if (Date.now() + delay > deadline) return closed ?? { kind: 'unknown' };
       await sleep(delay);
       delay = Math.min(delay * 2, 400);
     }
@@ -243,14 +246,12 @@ export function callbackRouter(deps: CallbackRouteDeps): Router {
           return;
         }
       }
-      await deps.client.workflow
-        .getHandle(workflowId!, runId)
-        .signal(callbackSignal, {
-          responseId,
-          billFileName,
-          accountId,
-          receivedAt: new Date().toISOString(),
-        });
+      await deps.client.workflow.getHandle(workflowId!, runId).signal(callbackSignal, {
+        responseId,
+        billFileName,
+        accountId,
+        receivedAt: new Date().toISOString(),
+      });
       count('signalled');
       log.info({ workflowId, responseId, billFileName }, 'callback signalled');
       res.json(CALLBACK_SUCCESS);
