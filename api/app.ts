@@ -135,7 +135,8 @@ export function createApp(deps: AppDeps): Express {
     const outcome = await deps.exports.cancel(id);
     if (!outcome) throw new HttpError(404, 'not_found', 'no export with this ID');
     // A finished export has nothing to cancel: 200 with its state, and nothing changes.
-    res.status(outcome.cancelRequested ? 202 : 200).json({ exportId: id, ...outcome });
+    if (outcome.cancelRequested) res.status(202).json({ exportId: id, cancelRequested: true });
+    else res.status(200).json({ exportId: id, cancelRequested: false, state: outcome.state });
   });
 
   api.post('/:id/retry', async (req, res) => {

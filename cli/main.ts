@@ -316,7 +316,10 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
         if (!outcome) throw new CliError(`no export with ID ${exportId}`);
         // Exit 0 either way: the export is not running afterwards, which is what was asked.
         if (!outcome.cancelRequested) io.out(`export ${exportId} already finished (${outcome.state}): nothing to cancel, nothing changed`);
-        else io.out(`cancellation requested: ${exportId} (verified files and the manifest stay; \`ccfs-export status ${exportId}\` shows when it has stopped)`);
+        else {
+          io.out(`cancellation requested: ${exportId}`);
+          io.err(`verified files and the manifest stay; \`ccfs-export status ${exportId}\` shows when it has stopped`);
+        }
       });
     });
 
