@@ -100,7 +100,11 @@ export function createApp(deps: AppDeps): Express {
 
   api.post('/', async (req, res) => {
     // `allowPartial` is how to start, not what to export: it is not part of the stored request's input.
-    const { allowPartial, ...body } = (req.body ?? {}) as Record<string, unknown>;
+    const raw: unknown = req.body ?? {};
+    // Only a JSON object has it; anything else goes to the schema as it came, for the schema's message.
+    const isObject = typeof raw === 'object' && raw !== null && !Array.isArray(raw);
+    const { allowPartial, ...rest } = isObject ? (raw as Record<string, unknown>) : {};
+    const body = isObject ? rest : raw;
     if (allowPartial !== undefined && typeof allowPartial !== 'boolean')
       throw new HttpError(400, 'invalid_request', 'allowPartial must be true or false');
     const input = StartExportInput.parse(body);
