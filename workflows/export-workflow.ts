@@ -26,6 +26,7 @@ import {
   exportStatusQuery,
   FailureType,
   HALTING_FAILURE_TYPES,
+  type ChunkRange,
   type ChunkResult,
   type ChunkState,
   type ExportResult,
@@ -322,6 +323,16 @@ async function runExport(input: ExportWorkflowInput): Promise<ExportResult> {
         out.push(entry);
         continue;
       }
+      if (entry.previousRequests) {
+        // A retried chunk keeps its index and range (its earlier requests' files are for that range),
+        // unless CC-FS would refuse it.
+        flush();
+        if (wallSeconds(entry) > span.usedSeconds) {
+          group.push(entry);
+          flush();
+        } else out.push(entry);
+        continue;
+      }
       if (group.length > 0 && group.at(-1)!.end !== entry.begin) flush();
       group.push(entry);
     }
@@ -442,6 +453,9 @@ async function runExport(input: ExportWorkflowInput): Promise<ExportResult> {
   const instant = (wall: string) => new Date(wallToInstant(parseWallTime(wall), request.timeZone) * 1000);
 
   function launch(entry: LedgerEntry): void {
+    const previousRequests = entry.previousRequests;
+    // Given to the chunk; the ledger need not carry them across continue-as-new.
+    delete entry.previousRequests;
     entry.state = 'running';
     entry.startedAt = new Date().toISOString();
     entry.progress = undefined;
@@ -464,7 +478,7 @@ async function runExport(input: ExportWorkflowInput): Promise<ExportResult> {
             dataType: request.dataType,
             filters: request.filters,
             options,
-            ...(entry.previousRequests && { previousRequests: entry.previousRequests }),
+            ...(previousRequests && { previousRequests }),
           },
         ],
         staticSummary: `${request.exportId} chunk #${entry.index}: ${request.dataType} ${entry.begin} → ${entry.end}`,
@@ -495,70 +509,96 @@ async function runExport(input: ExportWorkflowInput): Promise<ExportResult> {
   }
 
   /**
-   * The first ledger of a run that did not continue from another: chunk records on disk are the truth
-   * (a previous run may have split ranges CC-FS refused), the gaps between them are planned. When the
-   * records match the plan of the request, the plan's indices are kept, as before.
+   * The first ledger of a run that did not continue from another (a new export, or `retry` of a
+   * finished one). Chunk records on disk are the truth: verified and empty chunks are kept, failed or
+   * cancelled chunks whose earlier requests are known run again with the same index and range (so
+   * they can fetch those requests' files first), and only the gaps between records are planned. A
+   * previous run may have split ranges CC-FS refused: records that do not match the plan of the
+   * request were planned with a learned span, and the longest of those that CC-FS answered is a span
+   * it accepts, so the gaps use it. When every record matches the plan, the plan's indices are kept.
    */
-  function firstLedger(
-    done: Array<Pick<LedgerEntry, 'index' | 'begin' | 'end' | 'state' | 'requests' | 'bytes' | 'rows'>>,
-  ): void {
+  function firstLedger(prepared: {
+    done: Array<Pick<LedgerEntry, 'index' | 'begin' | 'end' | 'state' | 'requests' | 'bytes' | 'rows'>>;
+    previousRequests?: Array<
+      Pick<LedgerEntry, 'index' | 'begin' | 'end'> & {
+        requests: NonNullable<LedgerEntry['previousRequests']>;
+      }
+    >;
+    spanSeconds?: number;
+  }): void {
     const plan = planChunks({
       begin: request.begin,
       end: request.end,
       timeZone: request.timeZone,
       chunkSeconds: options.chunkSeconds,
     });
-    nextIndex = Math.max(plan.length, ...done.map((d) => d.index + 1));
-    const aligned = done.every((d) => plan[d.index]?.begin === d.begin && plan[d.index]?.end === d.end);
-    if (aligned) {
-      ledger.push(...plan.map((c): LedgerEntry => ({ ...c, state: 'pending' })));
-      for (const d of done)
-        Object.assign(ledger[d.index]!, {
-          state: d.state,
-          requests: d.requests,
-          bytes: d.bytes,
-          rows: d.rows,
-        });
-    } else {
-      let cursor = request.begin;
-      const gap = (end: string) => {
-        if (end <= cursor) return;
-        for (const c of planChunks({
-          begin: cursor,
-          end,
-          timeZone: request.timeZone,
-          chunkSeconds: span.usedSeconds,
-        })) {
-          ledger.push({ index: nextIndex++, begin: c.begin, end: c.end, state: 'pending' });
-        }
-      };
-      for (const d of [...done].sort((a, b) => a.begin.localeCompare(b.begin))) {
-        if (d.begin < cursor || d.end > request.end) continue; // overlaps a record already taken
-        gap(d.begin);
-        ledger.push({
-          index: d.index,
-          begin: d.begin,
-          end: d.end,
-          state: d.state,
-          requests: d.requests,
-          bytes: d.bytes,
-          rows: d.rows,
-        });
-        cursor = d.end;
+    const records: LedgerEntry[] = [
+      ...prepared.done.map(({ index, begin, end, state, requests, bytes, rows }): LedgerEntry => ({
+        index,
+        begin,
+        end,
+        state,
+        requests,
+        bytes,
+        rows,
+      })),
+      ...(prepared.previousRequests ?? []).map(({ index, begin, end, requests }): LedgerEntry => ({
+        index,
+        begin,
+        end,
+        state: 'pending',
+        previousRequests: requests,
+      })),
+    ];
+    const fits = (r: ChunkRange) => plan[r.index]?.begin === r.begin && plan[r.index]?.end === r.end;
+    const accepted = records.filter((r) => r.state !== 'pending' && !fits(r)).map(wallSeconds);
+    const learned = Math.min(
+      prepared.spanSeconds ?? span.usedSeconds,
+      accepted.length > 0 ? Math.max(...accepted) : span.usedSeconds,
+    );
+    if (learned >= SPAN_FLOOR_SECONDS && learned < span.usedSeconds) span.usedSeconds = learned;
+    nextIndex = Math.max(plan.length, ...records.map((r) => r.index + 1));
+    let cursor = request.begin;
+    const gap = (end: string) => {
+      if (end <= cursor) return;
+      // Where nothing was split, the gap is planned as before, with the plan's own indices.
+      const planned = plan.filter((c) => c.begin >= cursor && c.end <= end);
+      if (
+        span.usedSeconds === span.plannedSeconds &&
+        planned[0]?.begin === cursor &&
+        planned.at(-1)?.end === end
+      ) {
+        ledger.push(...planned.map((c): LedgerEntry => ({ ...c, state: 'pending' })));
+        return;
       }
-      gap(request.end);
+      for (const c of planChunks({
+        begin: cursor,
+        end,
+        timeZone: request.timeZone,
+        chunkSeconds: span.usedSeconds,
+      })) {
+        ledger.push({ index: nextIndex++, begin: c.begin, end: c.end, state: 'pending' });
+      }
+    };
+    // Kept records come first where two overlap (a verified range over a stale failed one).
+    const sorted = [...records].sort(
+      (a, b) =>
+        a.begin.localeCompare(b.begin) || Number(a.state === 'pending') - Number(b.state === 'pending'),
+    );
+    for (const r of sorted) {
+      if (r.begin < cursor || r.end > request.end) continue; // overlaps a record already taken
+      gap(r.begin);
+      ledger.push(r);
+      cursor = r.end;
     }
+    gap(request.end);
     replanPending();
   }
 
   if (!input.ledger) {
     const prepared = await prepareExport({ request });
     manifestPath = prepared.manifestPath;
-    // The span a previous run of this export learned, when prepareExport reads it from the records.
-    const learned = (prepared as { spanSeconds?: number }).spanSeconds;
-    if (learned !== undefined && learned >= SPAN_FLOOR_SECONDS && learned < span.usedSeconds)
-      span.usedSeconds = learned;
-    firstLedger(prepared.done);
+    firstLedger(prepared);
   }
   setState('running');
 

@@ -3,6 +3,7 @@ import type { Manifest } from '../../activities/output-store';
 import { parseWallTime } from '../../domain/wall-time';
 import { exportWorkflowId, type ChunkResult, type ExportStatus } from '../../workflows/definitions';
 import { exportedRowKeys, readManifest, testRequest } from '../support/exports';
+import { until } from '../support/until';
 import { startStack, type Stack } from '../support/stack';
 
 const seconds = (c: { begin: string; end: string }) => parseWallTime(c.end) - parseWallTime(c.begin);
@@ -112,6 +113,60 @@ describe('span refusal adapts', () => {
       expect(manifest.span.refused.length).toBeGreaterThanOrEqual(3);
       await expectEveryRow(request, manifest);
     } finally {
+      stack.sim.simulator.setOptions({ maxSpanSeconds: 259_200 });
+    }
+  });
+
+  it('retries only the failed ranges of a split export, with the span CC-FS accepted, and completes it', async () => {
+    stack.sim.simulator.setOptions({ maxSpanSeconds: 259_199 });
+    try {
+      const request = testRequest({
+        from: '2024-06-01 00:00:00',
+        to: '2024-06-13 00:00:00',
+        options: { maxChunksInFlight: 1, retryMaximumAttempts: 2 },
+      });
+      await stack.exports.start(request);
+      // Two chunks verified at the learned span, then CC-FS fails every query: the rest fail.
+      await until('two verified chunks', async () => {
+        const status = await stack.exports.status(request.exportId);
+        return status && status.counts.verified >= 2 ? true : undefined;
+      });
+      stack.sim.simulator.setFaults({ queryHttp500: 1 });
+      const first = await stack.exports.result(request.exportId);
+      stack.sim.simulator.setFaults({ queryHttp500: 0 });
+      expect(first.state).toBe('completed_with_failures');
+      const before = await readManifest(first.manifestPath);
+      const kept = before.chunks.filter((c) => c.state === 'verified') as ChunkResult[];
+      expect(kept.length).toBeGreaterThanOrEqual(2);
+      const queriesBefore = stack.sim.simulator.inspect().queries.length;
+
+      const retried = await stack.exports.retry(request.exportId);
+      expect(retried).toMatchObject({ exportId: request.exportId });
+      const result = await stack.exports.result(request.exportId);
+      expect(result.state).toBe('completed');
+
+      const manifest = await readManifest(result.manifestPath);
+      expect(manifest.chunks.filter((c) => c.state !== 'verified' && c.state !== 'empty')).toEqual([]);
+      expectAbutting(manifest, request.begin, request.end);
+      // The verified chunks of the first run are kept as they were (same index, range and file).
+      for (const k of kept)
+        expect(manifest.chunks).toContainEqual(
+          expect.objectContaining({ index: k.index, begin: k.begin, end: k.end, sha256: k.sha256 }),
+        );
+      // The retry planned only the gaps, with the span CC-FS had accepted: no range was refused again.
+      const retryQueries = stack.sim.simulator
+        .inspect()
+        .queries.slice(queriesBefore)
+        .map((q) => q.msgBody as { beginTime: string; endTime: string });
+      expect(retryQueries.length).toBeGreaterThan(0);
+      expect(retryQueries.filter((q) => seconds({ begin: q.beginTime, end: q.endTime }) > 259_199)).toEqual(
+        [],
+      );
+      expect(retryQueries.filter((q) => kept.some((k) => k.begin === q.beginTime))).toEqual([]);
+      expect(Math.max(...manifest.chunks.map(seconds))).toBeLessThanOrEqual(259_199);
+      await expectEveryRow(request, manifest);
+    } finally {
+      stack.sim.simulator.setFaults({ queryHttp500: 0 });
       stack.sim.simulator.setOptions({ maxSpanSeconds: 259_200 });
     }
   });
