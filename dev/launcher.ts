@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,7 @@ import { ensureTemporalCli } from '../scripts/temporal-cli.mjs';
 import { Connection } from '@temporalio/client';
 import { registerSearchAttributes } from '../scripts/register-search-attributes';
 import { portIsFree, startDevServer, type DevServer } from './temporal-server';
+import { lockDataDir, pidAlive, type LockOwner } from './data-dir-lock';
 
 /**
  * `npm start`: the whole service on one machine. A Temporal dev server with a SQLite file and its
@@ -84,6 +85,7 @@ function run(name: string, script: string, childEnv: NodeJS.ProcessEnv): ChildPr
 
 let stopping = false;
 let temporal: DevServer | undefined;
+let releaseLock: (() => void) | undefined;
 
 async function shutdown(code: number): Promise<never> {
   if (stopping) return new Promise<never>(() => undefined);
@@ -103,6 +105,7 @@ async function shutdown(code: number): Promise<never> {
     ),
   );
   await temporal?.stop();
+  releaseLock?.();
   say('launcher', 'stopped');
   process.exit(code);
 }
@@ -122,6 +125,61 @@ async function waitForHealth(url: string, timeoutMs: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 500));
   }
   throw new Error(`the API did not become healthy within ${timeoutMs / 1000} s (${last})`);
+}
+
+/** A second launcher on a data directory in use: says where the running one answers, starts nothing, exits 1. */
+class AlreadyRunning extends Error {}
+
+const STATE_FILE = () => join(DATA_DIR, 'launcher.json');
+
+function readState(): { pids?: Record<string, number | undefined> } & LockOwner['urls'] {
+  try {
+    return JSON.parse(readFileSync(STATE_FILE(), 'utf8')) as { pids?: Record<string, number | undefined> } & LockOwner['urls'];
+  } catch {
+    return {};
+  }
+}
+
+/** Whether `pid` is a Temporal server (Linux /proc; elsewhere any live pid counts, erring on the safe side). */
+function isTemporalProcess(pid: number | undefined): pid is number {
+  if (pid === undefined || !pidAlive(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('temporal');
+  } catch {
+    return !existsSync('/proc');
+  }
+}
+
+function takeDataDirLock(urls: LockOwner['urls']): void {
+  const lock = lockDataDir(DATA_DIR, urls);
+  if (!lock.acquired) {
+    // launcher.json has the URLs once the stack is up; the lock has them from the start.
+    const state = readState();
+    const shown = Object.entries({ ...lock.owner.urls, ...Object.fromEntries(Object.entries(state).filter(([k]) => k !== 'pids' && k !== 'outputDir')) })
+      .filter((e): e is [string, string] => typeof e[1] === 'string')
+      .map(([k, v]) => `  ${k.padEnd(16)} ${v}`);
+    throw new AlreadyRunning(
+      [
+        `ccfs-export is already running on ${DATA_DIR} (launcher pid ${lock.owner.pid}, since ${lock.owner.startedAt}); use it:`,
+        ...shown,
+        `To run a second, separate stack, give it its own DATA_DIR (and ports); stop this one with Ctrl-C in its terminal or \`kill ${lock.owner.pid}\`.`,
+      ].join('\n'),
+    );
+  }
+  // A launcher killed with SIGKILL leaves its Temporal server behind, still holding the SQLite file.
+  const orphan = readState().pids?.temporal;
+  if (lock.tookOverFrom !== undefined && isTemporalProcess(orphan)) {
+    lock.release();
+    throw new AlreadyRunning(
+      `a Temporal server (pid ${orphan}) left by a stopped launcher (pid ${lock.tookOverFrom}) still uses ${join(DATA_DIR, 'temporal.db')}: stop it (\`kill ${orphan}\`), then run npm start again`,
+    );
+  }
+  if (lock.tookOverFrom !== undefined) say('launcher', `took over the lock of ${DATA_DIR} from launcher pid ${lock.tookOverFrom}, which is gone`);
+  releaseLock = () => {
+    // launcher.json describes a running stack: it goes with the lock.
+    rmSync(STATE_FILE(), { force: true });
+    lock.release();
+  };
 }
 
 async function main(): Promise<void> {
@@ -144,6 +202,14 @@ async function main(): Promise<void> {
     WORKER_METRICS_PORT: int('WORKER_METRICS_PORT', 9464),
   };
   const useSimulator = !env.CCFS_BASE_URL;
+  // Before the port checks: their advice ("set API_PORT to a free port") would otherwise lead to a
+  // second stack on the same data/temporal.db.
+  takeDataDirLock({
+    api: `http://localhost:${ports.API_PORT}`,
+    temporalUi: external ? undefined : `http://localhost:${ports.TEMPORAL_UI_PORT}`,
+    temporalAddress: external ? env.TEMPORAL_ADDRESS : `localhost:${ports.TEMPORAL_PORT}`,
+    simulator: useSimulator ? `http://127.0.0.1:${ports.SIMULATOR_PORT}` : undefined,
+  });
   const needed = Object.entries(ports).filter(([k]) => (external ? !k.startsWith('TEMPORAL') : true) && (useSimulator || k !== 'SIMULATOR_PORT'));
   if (needed.some(([k]) => k === 'WORKER_METRICS_PORT')) needed.push(['WORKER_METRICS_PORT + 1', ports.WORKER_METRICS_PORT + 1]);
   for (const [name, port] of needed) {
@@ -218,7 +284,7 @@ async function main(): Promise<void> {
       ['temporal', temporal?.process.pid],
     ]),
   };
-  writeFileSync(join(DATA_DIR, 'launcher.json'), JSON.stringify(state, null, 2));
+  writeFileSync(STATE_FILE(), JSON.stringify(state, null, 2));
   say('launcher', 'ready');
   say('launcher', `  API          ${api}  (GET /healthz, POST /exports)`);
   if (temporal?.uiUrl) say('launcher', `  Temporal UI  ${temporal.uiUrl}`);
@@ -228,6 +294,11 @@ async function main(): Promise<void> {
 }
 
 main().catch(async (err: unknown) => {
+  if (err instanceof AlreadyRunning) {
+    // Nothing of ours is running and the lock is not ours: exit without the stopping/stopped lines.
+    for (const line of err.message.split('\n')) say('launcher', line);
+    process.exit(1);
+  }
   say('launcher', err instanceof Error ? err.message : String(err));
   await shutdown(1);
 });
