@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Makes a fresh clone runnable: installs npm dependencies when missing or stale, and the Temporal
 // CLI when none is found. Idempotent; when everything is in place it only compares a hash and runs
-// `temporal --version`. Node built-ins only, since it runs before `npm ci`.
+// `temporal --version`. Node built-ins only, since it runs before `npm ci`. It never writes a tracked
+// file: package-lock.json is installed from, not updated.
 import { execSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,20 +11,27 @@ import { ROOT, ensureTemporalCli } from './temporal-cli.mjs';
 
 const log = (line) => console.error(line);
 
+function lockHash(lock) {
+  return createHash('sha256').update(readFileSync(lock)).update(process.version).digest('hex');
+}
+
 function ensureNodeModules() {
   const lock = join(ROOT, 'package-lock.json');
   const stamp = join(ROOT, 'node_modules', '.ccfs-export-lock-hash');
-  const hash = createHash('sha256')
-    .update(readFileSync(lock))
-    .update(process.version)
-    .digest('hex');
-  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === hash) return;
-  // `npm install` rather than `npm ci`: npm 11 leaves the platform-specific optional packages of
-  // @swc/core out of the lock file and then refuses `npm ci` on it. With a lock file present,
-  // `npm install` installs the locked versions all the same.
-  log('bootstrap: installing npm dependencies (npm install)');
-  execSync('npm install --no-audit --no-fund --loglevel=error', { cwd: ROOT, stdio: 'inherit' });
-  writeFileSync(stamp, hash);
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === lockHash(lock)) return;
+  // `npm ci` installs exactly the committed lock file and never rewrites it, so a fresh clone stays
+  // clean (`git status`) after its first start. The lock holds the platform packages of @swc/core
+  // for every platform, which older lock files lacked and `npm ci` refused. Should the lock not match
+  // package.json (an edit without `npm install`), `npm install --no-save` installs without writing it.
+  log('bootstrap: installing npm dependencies (npm ci)');
+  try {
+    execSync('npm ci --no-audit --no-fund --loglevel=error', { cwd: ROOT, stdio: 'inherit' });
+  } catch {
+    log('bootstrap: npm ci failed (package-lock.json does not match package.json?); trying npm install --no-save');
+    execSync('npm install --no-save --no-audit --no-fund --loglevel=error', { cwd: ROOT, stdio: 'inherit' });
+  }
+  // Stamped from the lock as it is now, so the next start compares against what was installed.
+  writeFileSync(stamp, lockHash(lock));
 }
 
 // `npm test` also needs a browser for the Temporal UI test: Debian's chromium (never a downloaded
