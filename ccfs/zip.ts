@@ -30,7 +30,10 @@ export type EntryKind = 'call' | 'record' | 'other';
 export interface ZipEntrySummary {
   name: string;
   kind: EntryKind;
-  /** CSV data rows, header excluded; 0 for `other` entries, whose content is not parsed. */
+  /**
+   * CSV data records, header excluded; where a quote never closes, the lines it would have swallowed
+   * count one record each (and `warnings` names the line). 0 for `other` entries, which are not parsed.
+   */
   rows: number;
   /** Whether the first row was a header (its first cell is `developer`). */
   header: boolean;
