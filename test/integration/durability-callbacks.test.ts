@@ -33,8 +33,9 @@ describe('callback timeout', () => {
   });
 
   it('requests the chunk again when the first callback never comes, and verifies it with the second', async () => {
-    // The first request's callback is dropped; from the second request on, callbacks are delivered.
-    beforeQuery = (n) => stack.sim.simulator.setFaults({ dropCallback: n === 1 ? 1 : 0 });
+    // The first request's callback is dropped and its file gone (0300011) when the chunk probes for it
+    // before requesting again; from the second request on, callbacks and files are delivered.
+    beforeQuery = (n) => stack.sim.simulator.setFaults({ dropCallback: n === 1 ? 1 : 0, expireFiles: n === 1 ? 1 : 0 });
     const request = testRequest({
       from: '2024-03-01 00:00:00',
       to: '2024-03-02 00:00:00',
@@ -62,7 +63,8 @@ describe('callback timeout', () => {
   });
 
   it('gives up after maxRequestsPerChunk requests without a callback and names the cause', async () => {
-    stack.sim.simulator.setFaults({ dropCallback: 1 });
+    // No callback, and no file under its documented name either (0300011 to every probe).
+    stack.sim.simulator.setFaults({ dropCallback: 1, expireFiles: 1 });
     const request = testRequest({
       from: '2024-03-01 00:00:00',
       to: '2024-03-02 00:00:00',
@@ -82,7 +84,8 @@ describe('callback timeout', () => {
     ]);
     // Exactly maxRequestsPerChunk requests, then no more.
     expect(stack.sim.simulator.inspect().queries).toHaveLength(3);
-    expect(stack.sim.simulator.inspect().downloads).toHaveLength(0);
+    // Only probes, each answered "no such file".
+    expect(stack.sim.simulator.inspect().downloads.every((d) => d.outcome === '0300011')).toBe(true);
     const chunk = (await readManifest(result.manifestPath)).chunks[0] as ChunkResult;
     expect(chunk).toMatchObject({ state: 'failed', requests: 3, errorType: 'CallbackTimeout' });
     expect(chunk.responseIds).toHaveLength(3);
