@@ -104,6 +104,12 @@ export function callbackRouter(deps: CallbackRouteDeps): Router {
   const prefix = trimSlash(publicPath);
   const tokenBases = prefix ? [CALLBACK_ROUTE, `${prefix}${CALLBACK_ROUTE}`] : [CALLBACK_ROUTE];
   const fixed = routing === 'response-id' ? fixedPaths(publicPath) : new Set<string>();
+  if (routing === 'response-id' && !fixed.has(trimSlash(publicPath) || '/')) {
+    // Fail at start-up, not with callbacks that never arrive.
+    throw new Error(
+      `CALLBACK_BASE_URL path ${publicPath} is a path of the management API; give the callback URL a path of its own`,
+    );
+  }
   // Precomputed once: per request only the received path is joined in.
   const tokenForms = signedForms(deps.publicBaseUrl);
   const fixedForms = signedForms(deps.publicBaseUrl, publicPath);
