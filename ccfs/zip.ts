@@ -127,6 +127,8 @@ const OTHER_SEPARATORS = [0x3b, 0x09, 0x7c] as const;
 export const MAX_WARNINGS_PER_ENTRY = 20;
 /** How much of a first line is held to find its BOM and separator before scanning starts anyway. */
 const FIRST_LINE_MAX_BYTES = 64 * 1024;
+/** Longer than this, a first cell is not `developer`, whatever follows: counting stops holding it. */
+const FIRST_CELL_MAX_BYTES = 4096;
 
 /** Length of the UTF-8 sequence a lead byte starts (0 for a continuation or invalid byte). */
 function utf8SequenceLength(b: number): number {
@@ -156,9 +158,9 @@ function utf8SequenceLength(b: number): number {
  * within one line is kept leniently (`"a"b` → `ab`), as before.
  *
  * With `collect`, each record's cells are decoded (UTF-8) and passed to `onRow`; without it only
- * records are counted at close to memchr speed (the first record is always collected, to recognise a
- * header). Collecting keeps the raw bytes of the record in progress, so that a record found broken can
- * be re-read by line.
+ * records are counted at close to memchr speed, in memory independent of the data (only the first cell
+ * is decoded, to recognise a header). Collecting keeps the raw bytes of the record in progress, so that
+ * a record found broken can be re-read by line: memory grows with the longest broken record.
  */
 export class CsvRowScanner {
   /** Data records (header excluded). */
@@ -246,7 +248,7 @@ export class CsvRowScanner {
       this.warnOpenQuote(this.quoteLine);
       if (this.quoteCrossed) {
         // The quote swallowed every line after it: each of them is a record.
-        if (this.collect || this.rowsSeen === 0) {
+        if (this.collect) {
           const bytes = Buffer.concat(this.raw);
           this.restartRecord();
           this.lineMode = true;
@@ -261,7 +263,7 @@ export class CsvRowScanner {
       }
     }
     if (this.recordHasContent) {
-      if (this.collect || this.rowsSeen === 0) this.closeField(EMPTY_BUFFER, 0, 0);
+      if (this.collecting()) this.closeField(EMPTY_BUFFER, 0, 0);
       this.endRecord();
     }
     this.state = FIELD_START;
@@ -275,7 +277,7 @@ export class CsvRowScanner {
     const n = chunk.length;
     if (n === 0) return;
     const sep = this.sep;
-    let collecting = this.collect || this.rowsSeen === 0;
+    let collecting = this.collecting();
     // Start of the not-yet-saved cell content, and of the record's raw bytes, in this chunk.
     let seg = 0;
     let recStart = 0;
@@ -362,7 +364,10 @@ export class CsvRowScanner {
       }
       const b = chunk[i]!;
       if (b === sep) {
-        if (collecting) this.closeField(chunk, state === QUOTE_IN_QUOTED ? i : seg, i);
+        if (collecting) {
+          this.closeField(chunk, state === QUOTE_IN_QUOTED ? i : seg, i);
+          collecting = this.collecting();
+        }
         this.lineHasContent = true;
         this.recordHasContent = true;
         state = FIELD_START;
@@ -382,7 +387,7 @@ export class CsvRowScanner {
         state = FIELD_START;
         seg = i + 1;
         recStart = i + 1;
-        collecting = this.collect || this.rowsSeen === 0;
+        collecting = this.collecting();
       } else if (b === QUOTE && state === FIELD_START) {
         state = QUOTED;
         this.quoteLine = this.lineNo;
@@ -398,7 +403,7 @@ export class CsvRowScanner {
         // A "closing" quote followed by text, after the field crossed a line break: the quote
         // opened earlier never closed, and this one most likely opens a field of a later line.
         this.warnOpenQuote(this.quoteLine);
-        if (collecting) {
+        if (this.collect) {
           // Re-read the record by line up to the quote just before i, then that quote in whatever
           // state the re-reading ends in, and go on from i.
           if (i > recStart) this.raw.push(chunk.subarray(recStart, i));
@@ -411,7 +416,7 @@ export class CsvRowScanner {
           state = this.state;
           seg = i;
           recStart = i;
-          collecting = this.collect || this.rowsSeen === 0;
+          collecting = this.collecting();
         } else {
           this.countBrokenLines();
           const before = this.beforeQuote;
@@ -435,7 +440,14 @@ export class CsvRowScanner {
     }
     if (collecting) {
       if (seg < n && (state === QUOTED || state === UNQUOTED)) this.parts.push(chunk.subarray(seg, n));
-      if (recStart < n) this.raw.push(chunk.subarray(recStart, n));
+      if (this.collect) {
+        if (recStart < n) this.raw.push(chunk.subarray(recStart, n));
+      } else if (this.parts.reduce((k, p) => k + p.length, 0) > FIRST_CELL_MAX_BYTES) {
+        // Counting holds the first cell only to recognise `developer`; a cell this long is not it,
+        // and holding it could hold the whole entry.
+        this.parts = [];
+        this.cells.push('');
+      }
     }
     this.state = state;
     this.lastByte = chunk[n - 1]!;
@@ -473,6 +485,11 @@ export class CsvRowScanner {
     if (cut < body.length) this.utf8Tail = Buffer.from(body.subarray(cut));
   }
 
+  /** Whether cells are decoded: always with `collect`; else only the first cell of the first record (header). */
+  private collecting(): boolean {
+    return this.collect || (this.rowsSeen === 0 && this.cells.length === 0);
+  }
+
   /** A physical line ended (outside or inside quotes). */
   private newLine(): void {
     if (this.lineHasContent) this.linesDone++;
@@ -483,13 +500,19 @@ export class CsvRowScanner {
   /** Counting only: the lines the broken record swallowed are records; the current line starts a new one. */
   private countBrokenLines(): void {
     const lines = this.linesDone - this.linesAtRecordStart;
-    this.rows += lines;
+    if (this.rowsSeen === 0 && lines > 0) {
+      // The broken record was the first: its first line may be the header.
+      this.header = isHeaderCell(this.cells[0]);
+      this.rows += lines - (this.header ? 1 : 0);
+      this.cells = [];
+      this.parts = [];
+    } else this.rows += lines;
     this.rowsSeen += lines;
     this.linesAtRecordStart = this.linesDone;
     this.recordStartLine = this.lineNo;
   }
 
-  /** Collecting: forget the record in progress so that its raw bytes can be read again from its first line. */
+  /** With `collect`: forget the record in progress so that its raw bytes can be read again from its first line. */
   private restartRecord(): void {
     this.raw = [];
     this.parts = [];

@@ -468,6 +468,33 @@ describe('CSV content is data, not transfer', () => {
     }
   });
 
+  it('counts by line when the first record itself never closes its quote, header or not', () => {
+    for (const sizes of [[], [1], [4]]) {
+      for (const collect of [false, true]) {
+        const withHeader = scanAll(Buffer.from('developer,a,"x\nd,1\nd,"2"\n'), sizes, collect);
+        expect([withHeader.header, withHeader.rows, withHeader.warnings]).toEqual([
+          true,
+          2,
+          ['line 1: quote opened here never closes; rows counted by line'],
+        ]);
+        const without = scanAll(Buffer.from('d,"x\nd,1\nd,2\n'), sizes, collect);
+        expect([without.header, without.rows]).toEqual([false, 3]);
+      }
+    }
+  });
+
+  it('holds no more than the first cell while counting, however long an unclosed first field runs', () => {
+    const scanner = new CsvRowScanner(false);
+    scanner.push(Buffer.from('"open\n'));
+    const line = Buffer.from('d,a,1,100,c\n'.repeat(10_000));
+    for (let k = 0; k < 200; k++) scanner.push(line);
+    scanner.end();
+    expect(scanner.rows).toBe(1 + 200 * 10_000);
+    // The scanner's own buffers stay small: a few kilobytes, not the 24 MB pushed.
+    const held = JSON.stringify(scanner).length;
+    expect(held).toBeLessThan(20_000);
+  });
+
   it('names each broken line, up to a cap, and counts the rest', () => {
     const text = Array.from({ length: 30 }, (_, i) => `r${i},"open ${i}\nr${i}b,"ok",x\n`).join('');
     const scanner = scanAll(Buffer.from(text));
