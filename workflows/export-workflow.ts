@@ -602,9 +602,11 @@ async function runExport(input: ExportWorkflowInput): Promise<ExportResult> {
   }
   setState('running');
 
+  // Only a run that did something (started a chunk, took a result) continues as new: a history that
+  // is already long when the run starts could otherwise continue as new forever without progress.
   const shouldContinueAsNew = () => {
     const info = workflowInfo();
-    return info.continueAsNewSuggested || info.historyLength >= options.maxHistoryEvents;
+    return version > 0 && (info.continueAsNewSuggested || info.historyLength >= options.maxHistoryEvents);
   };
 
   try {
