@@ -148,7 +148,8 @@ function utf8SequenceLength(b: number): number {
  * - any number of columns per record; the separator is `,` unless the first line has none and has
  *   `;`, tab or `|` instead;
  * - any ASCII-compatible encoding: only `"`, `,`, CR and LF are looked at, and GBK/GB18030/Big5 never
- *   use those values inside a character. Text that is not UTF-8 gets a warning.
+ *   use those values inside a character. Text that is not UTF-8 gets a warning, and collected cells
+ *   are decoded as GB18030 from then on.
  *
  * Broken quoting is data, not damage: a quote that opens a field and never closes (it reaches the end
  * of the data, or its "closing" quote is followed by text after the field has crossed a line break)
@@ -540,13 +541,18 @@ export class CsvRowScanner {
   private closeField(chunk: Buffer, from: number, to: number): void {
     let value: string;
     if (this.parts.length === 0) {
-      value = to > from ? chunk.toString('utf8', from, to) : '';
+      value = to > from ? this.decode(chunk.subarray(from, to)) : '';
     } else {
       if (to > from) this.parts.push(chunk.subarray(from, to));
-      value = Buffer.concat(this.parts).toString('utf8');
+      value = this.decode(Buffer.concat(this.parts));
       this.parts = [];
     }
     this.cells.push(value);
+  }
+
+  /** UTF-8 while the text is valid UTF-8; after that GB18030 (a superset of GBK and of ASCII). */
+  private decode(bytes: Buffer): string {
+    return this.utf8 ? bytes.toString('utf8') : GB18030.decode(bytes);
   }
 
   private endRecord(): void {
@@ -572,6 +578,8 @@ export class CsvRowScanner {
 }
 
 const EMPTY_BUFFER = Buffer.alloc(0);
+/** Text that is not UTF-8 is most likely GBK from a Chinese CC-FS; GB18030 decodes GBK and more. */
+const GB18030 = new TextDecoder('gb18030');
 
 function isHeaderCell(cell: string | undefined): boolean {
   return (

@@ -560,6 +560,11 @@ describe('CSV content is data, not transfer', () => {
       expect(scanner.rows).toBe(3);
       expect(scanner.utf8).toBe(false);
       expect(scanner.warnings).toEqual([expect.stringMatching(/not valid UTF-8/)]);
+      expect(scanAll(input, sizes, true).collected).toEqual([
+        ['d', '匿名', '录音, 1.wav'],
+        ['d', '匿名 "x"', '录音'],
+        ['d', 'a'],
+      ]);
     }
     // Valid UTF-8 cut anywhere is still UTF-8.
     for (const sizes of [[1], [2], [5]])
