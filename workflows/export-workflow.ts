@@ -596,8 +596,18 @@ async function runExport(input: ExportWorkflowInput): Promise<ExportResult> {
   }
 
   if (!input.ledger) {
+    // Until prepareExport has read the records, the status shows the plan of the request.
+    ledger.push(
+      ...planChunks({
+        begin: request.begin,
+        end: request.end,
+        timeZone: request.timeZone,
+        chunkSeconds: options.chunkSeconds,
+      }).map((c): LedgerEntry => ({ ...c, state: 'pending' })),
+    );
     const prepared = await prepareExport({ request });
     manifestPath = prepared.manifestPath;
+    ledger.length = 0;
     firstLedger(prepared);
   }
   setState('running');
