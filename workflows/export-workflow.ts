@@ -141,16 +141,6 @@ async function runExport(input: ExportWorkflowInput): Promise<ExportResult> {
   let version = 0;
   let starting = 0;
 
-  // First of all: a chunk that finished while the previous run was continuing as new has signalled
-  // this workflow ID, and its signal waits for this handler.
-  setHandler(chunkFinishedSignal, (result) => applyResult(result));
-  setHandler(chunkProgressSignal, (report) => {
-    const entry = ledger.find((e) => e.index === report.index);
-    if (entry?.state !== 'running') return;
-    entry.progress = report;
-    render();
-  });
-  setHandler(exportStatusQuery, () => status());
 
   const running = () => ledger.filter((e) => e.state === 'running');
 
@@ -594,6 +584,18 @@ async function runExport(input: ExportWorkflowInput): Promise<ExportResult> {
     gap(request.end);
     replanPending();
   }
+
+  // Before the first command: a chunk that finished while the previous run was continuing as new has
+  // signalled this workflow ID, and its signal waits for this handler. Not earlier: setHandler delivers
+  // buffered signals at once, and their handler uses the helpers (and `let`s) declared above.
+  setHandler(chunkFinishedSignal, (result) => applyResult(result));
+  setHandler(chunkProgressSignal, (report) => {
+    const entry = ledger.find((e) => e.index === report.index);
+    if (entry?.state !== 'running') return;
+    entry.progress = report;
+    render();
+  });
+  setHandler(exportStatusQuery, () => status());
 
   if (!input.ledger) {
     // Until prepareExport has read the records, the status shows the plan of the request.
