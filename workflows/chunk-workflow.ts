@@ -68,6 +68,13 @@ export function candidateFileNames(request: ChunkRequest, timeZone: string): str
   return [...new Set(days)].map((day) => `${day}_${id}.zip`);
 }
 
+/** Periodic probes per request's wait at most (the interval is stretched to fit). */
+const MAX_PROBES_PER_REQUEST = 400;
+/** Past this history length a waiting chunk stops periodic probes (the one before each new request stays). */
+const MAX_PROBING_HISTORY_EVENTS = 30_000;
+const seconds = (ms: number): string =>
+  ms < 10_000 ? (ms / 1000).toFixed(1) : String(Math.round(ms / 1000));
+
 /** Probing tries the files of at most this many of the latest requests: older ones have long expired or been found. */
 const MAX_PROBED_REQUESTS = 8;
 
@@ -138,8 +145,14 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
   let probeNames: string[] = [];
   /** What the verified ZIP lacked or held unexpectedly, shown in the details once the chunk is done. */
   let warnings: string[] = [];
+  // At most MAX_PROBES_PER_REQUEST probes per callback timeout, whatever the option says: each costs
+  // ~9 history events, and a chunk's history must stay far below Temporal's 51,200-event limit.
   const probeIntervalMs = () =>
-    options.probeIntervalMs ?? (mode === 'none' ? DEFAULT_PROBE_ONLY_INTERVAL_MS : DEFAULT_PROBE_INTERVAL_MS);
+    Math.max(
+      options.probeIntervalMs ??
+        (mode === 'none' ? DEFAULT_PROBE_ONLY_INTERVAL_MS : DEFAULT_PROBE_INTERVAL_MS),
+      Math.ceil(options.callbackTimeoutMs / MAX_PROBES_PER_REQUEST),
+    );
   /** Every responseId a callback may name: this run's, and with probing the earlier runs' too. */
   const knownIds = (): string[] => (probing ? requestLog.map((r) => r.responseId) : responseIds);
 
@@ -174,7 +187,7 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
   }
 
   function render(): void {
-    const every = `every ${Math.round(probeIntervalMs() / 1000)} s`;
+    const every = `every ${seconds(probeIntervalMs())} s`;
     const names = probeNames.map((n) => `\`${n}\``).join(', ');
     const budget = `${Math.round(options.callbackTimeoutMs / 60000)} min`;
     let waiting = `**${phase}** since ${since}.`;
@@ -411,7 +424,7 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
         const each = `${Math.round(options.callbackTimeoutMs / 1000)} s each`;
         const message =
           mode === 'none'
-            ? `no file under its documented names after ${requests} request(s) of this chunk, probed every ${Math.round(probeIntervalMs() / 1000)} s for ${each} (CALLBACK_MODE=none); check that CC-FS generates the files and that this worker may download them, then retry the export`
+            ? `no file under its documented names after ${requests} request(s) of this chunk, probed every ${seconds(probeIntervalMs())} s for ${each} (CALLBACK_MODE=none); check that CC-FS generates the files and that this worker may download them, then retry the export`
             : `no usable callback${probing ? ' and no file under its documented names' : ''} after ${requests} request(s) of this chunk, ${each}; check that CC-FS can reach the callback URL (CALLBACK_BASE_URL), then retry the export`;
         return await finish(failed(message, FailureType.callbackTimeout));
       }
@@ -469,13 +482,15 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
       for (;;) {
         const remaining = deadline - Date.now();
         if (remaining <= 0) break;
+        // A very long history: no more periodic probes, only the callback and the probe before a new request.
+        const periodic = workflowInfo().historyLength < MAX_PROBING_HISTORY_EVENTS;
         const arrived = await condition(
           () => usable() !== undefined,
-          Math.min(probeIntervalMs(), remaining),
+          periodic ? Math.min(probeIntervalMs(), remaining) : remaining,
           {
             summary:
               mode === 'none'
-                ? `waiting ${Math.round(probeIntervalMs() / 1000)} s before the next probe`
+                ? `waiting ${seconds(probeIntervalMs())} s before the next probe`
                 : `waiting for the CC-FS callback for responseId ${answer.responseId}`,
           },
         );

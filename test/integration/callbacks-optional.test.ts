@@ -55,7 +55,7 @@ describe('callbacks optional', () => {
       from: '2024-03-01 00:00:00',
       to: '2024-03-07 12:00:00',
       // A callback timeout far longer than the test: only probing can finish the chunks.
-      options: { callbackTimeoutSeconds: 600, probeIntervalSeconds: 0.3 },
+      options: { callbackTimeoutSeconds: 120, probeIntervalSeconds: 0.3 },
     });
     await stack.exports.start(request);
     const result = await stack.exports.result(request.exportId);
@@ -276,7 +276,7 @@ describe('CALLBACK_MODE=none', () => {
     const request = testRequest({
       from: '2024-03-01 00:00:00',
       to: '2024-03-07 00:00:00',
-      options: { callbackTimeoutSeconds: 600, probeIntervalSeconds: 0.3 },
+      options: { callbackTimeoutSeconds: 120, probeIntervalSeconds: 0.3 },
     });
     await stack.exports.start(request);
     const result = await stack.exports.result(request.exportId);
