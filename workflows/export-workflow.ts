@@ -141,7 +141,6 @@ async function runExport(input: ExportWorkflowInput): Promise<ExportResult> {
   let version = 0;
   let starting = 0;
 
-
   const running = () => ledger.filter((e) => e.state === 'running');
 
   /** Running chunks, oldest first, when the export can start no other chunk now: what it waits for. */
