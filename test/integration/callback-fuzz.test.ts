@@ -32,7 +32,7 @@ describe('callback endpoint under random input', () => {
 
   beforeAll(async () => {
     stack = await startStack({ simulator: { faults: { dropCallback: 1 } } });
-    const req = testRequest({ from: '2024-03-01 00:00:00', to: '2024-03-02 00:00:00', options: { callbackTimeoutSeconds: 600 } });
+    const req = testRequest({ from: '2024-03-01 00:00:00', to: '2024-03-02 00:00:00', options: { callbackTimeoutSeconds: 600, probeIntervalSeconds: 3600 } });
     exportId = req.exportId;
     await stack.exports.start(req);
     chunk = stack.client.workflow.getHandle(chunkWorkflowId(exportId, 0));

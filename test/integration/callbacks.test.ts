@@ -172,7 +172,8 @@ describe('callbacks from CC-FS', () => {
     beforeAll(async () => {
       // No callback from the simulator: the chunk keeps waiting while forgeries arrive.
       stack.sim.simulator.setFaults({ dropCallback: 1 });
-      request = oneDay({ callbackTimeoutSeconds: 600 });
+      // No probe in the test's time either: the chunk must still be waiting when the forgeries come.
+      request = oneDay({ callbackTimeoutSeconds: 600, probeIntervalSeconds: 3600 });
       await stack.exports.start(request);
       chunk = stack.client.workflow.getHandle(chunkWorkflowId(request.exportId, 0));
       const progress = await until('the chunk to wait for its callback', async () => {
