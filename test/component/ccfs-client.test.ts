@@ -316,7 +316,7 @@ describe('CcfsClient over HTTP', () => {
       await wrong.close();
       expectFailure(err, 'CcfsAuthRejected', 'permanent');
       expect(err.httpStatus).toBe(401);
-      expect(fake.received[0]!.verified).toEqual({ ok: false, reason: 'mismatch' });
+      expect(fake.received[0]!.verified).toMatchObject({ ok: false, reason: 'mismatch' });
       expect(err.message).toMatch(/check the AK\/SK pair/);
     });
 
