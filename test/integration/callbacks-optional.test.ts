@@ -154,6 +154,40 @@ describe('callbacks optional', () => {
     await expectAllRows(stack, request, manifest);
   });
 
+  it('ccfs-export retry of a chunk that failed after its callbacks were lost downloads the earlier file without a new query', async () => {
+    stack.sim.simulator.setOptions({ callbackDelayMs: 2_500 });
+    stack.sim.simulator.setFaults({ dropCallback: 1 });
+    const request = testRequest({
+      from: '2024-03-01 00:00:00',
+      to: '2024-03-02 00:00:00',
+      options: { callbackTimeoutSeconds: 1, probeIntervalSeconds: 3600, maxRequestsPerChunk: 1 },
+    });
+    await stack.exports.start(request);
+    const first = await stack.exports.result(request.exportId);
+    expect(first.failedChunks[0]).toMatchObject({ errorType: 'CallbackTimeout' });
+    const [query] = stack.sim.simulator.inspect().queries;
+    await until('the simulator to generate the file', () =>
+      stack.sim.simulator.inspect().files.every((f) => f.generatedAt !== undefined),
+    );
+
+    const retried = await stack.exports.retry(request.exportId);
+    expect(retried).not.toHaveProperty('error');
+    const result = await until('the retried export to finish', async () => {
+      const r = await stack.exports.result(request.exportId);
+      return r.state === 'running' ? undefined : r;
+    });
+
+    expect(result.state).toBe('completed');
+    expect(stack.sim.simulator.inspect().queries).toHaveLength(1);
+    const manifest = await readManifest(result.manifestPath);
+    expect(verifiedChunks(manifest)[0]).toMatchObject({
+      requests: 0,
+      foundBy: 'probe',
+      billFileName: query!.billFileName,
+    });
+    await expectAllRows(stack, request, manifest);
+  });
+
   it('records a ZIP lacking a requested kind as verified with a warning in the manifest and the chunk details', async () => {
     stack.sim.simulator.setOptions({ omitEntryKinds: ['record'] });
     const request = testRequest({ from: '2024-03-01 00:00:00', to: '2024-03-02 00:00:00' });
