@@ -329,8 +329,6 @@ export class ExportService {
     if (filters.dataType) clauses.push(`CcfsDataType = ${quote(filters.dataType)}`);
     if (filters.from) clauses.push(`CcfsRangeEnd > ${quote(filters.from)}`);
     if (filters.to) clauses.push(`CcfsRangeBegin < ${quote(filters.to)}`);
-    // A run that continued as new is not an export of its own: the run it continued into is.
-    clauses.push(`ExecutionStatus != "ContinuedAsNew"`);
     return clauses.join(' AND ');
   }
 
@@ -344,7 +342,10 @@ export class ExportService {
     const limit = filters.limit ?? 100;
     const state = filters.state === undefined ? undefined : normalizeState(filters.state);
     const rows = new Map<string, ExportSummary>();
-    for await (const wf of this.client.workflow.list({ query: this.listQuery(filters) })) {
+    // A run that continued as new is not an export of its own: the run it continued into is. (The UI
+    // link keeps listQuery as is: the UI marks such runs itself.)
+    const query = `${this.listQuery(filters)} AND ExecutionStatus != "ContinuedAsNew"`;
+    for await (const wf of this.client.workflow.list({ query })) {
       const attr = <T>(key: { name: string }) => wf.typedSearchAttributes.getAll().find((p) => p.key.name === key.name)?.value as T | undefined;
       const date = (v: unknown) => (v instanceof Date ? v.toISOString() : undefined);
       const exportId = attr<string>(ExportIdKey) ?? wf.workflowId.replace(/^ccfs-export\//, '');
