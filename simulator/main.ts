@@ -3,7 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createLogger } from '../lib/logger';
 import { type RunningSimulator, startSimulator } from './app';
-import { FaultsPatch, type SimulatorOptions } from './options';
+import { CliOptionsPatch, FaultsPatch, type SimulatorOptions } from './options';
 
 /**
  * `tsx simulator/main.ts --port 8480 --seed 1 --ak dev-ak --sk dev-sk` — the CC-FS simulator as a
@@ -15,6 +15,23 @@ function number(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('not a number');
   return n;
+}
+
+/** `--options` JSON: any further setting of `SimulatorOptions`, checked by the simulator's own schema. */
+function optionsJson(value: string): Partial<SimulatorOptions> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new InvalidArgumentError('not JSON');
+  }
+  const result = CliOptionsPatch.safeParse(parsed);
+  if (!result.success) {
+    throw new InvalidArgumentError(
+      result.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; '),
+    );
+  }
+  return result.data;
 }
 
 function faultsJson(value: string): SimulatorOptions['faults'] {
@@ -60,6 +77,7 @@ interface CliOptions {
   skewSeconds?: number;
   lockAfterFailures?: number;
   faults?: SimulatorOptions['faults'];
+  options?: Partial<SimulatorOptions>;
 }
 
 export interface SimulatorCliHooks {
@@ -136,6 +154,14 @@ export function simulatorCommand(hooks: SimulatorCliHooks = {}): Command {
         .env('SIMULATOR_FAULTS')
         .argParser(faultsJson),
     )
+    .addOption(
+      new Option(
+        '--options <json>',
+        'further settings as JSON (the names of SimulatorOptions), e.g. {"emptyRange":"download-0300012","callbackHost":"no-port","csv":{"bom":true}}; flags win',
+      )
+        .env('SIMULATOR_OPTIONS')
+        .argParser(optionsJson),
+    )
     .action(async (cli: CliOptions) => {
       const logger = createLogger({ name: 'ccfs-simulator' });
       const options: SimulatorOptions & { port: number; host: string } = {
@@ -164,6 +190,11 @@ export function simulatorCommand(hooks: SimulatorCliHooks = {}): Command {
         faults: cli.faults,
         logger,
       };
+      // Flags that were given win over --options; the ones left unset fall back to it, then to the defaults.
+      for (const [key, value] of Object.entries(cli.options ?? {})) {
+        const k = key as keyof SimulatorOptions;
+        if (options[k] === undefined) (options as unknown as Record<string, unknown>)[k] = value;
+      }
       const running = await startSimulator(options);
       logger.info(
         {

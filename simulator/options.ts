@@ -284,6 +284,13 @@ const OptionsSchema = z.object({
   csv: CsvQuirksPatch.optional(),
 });
 
+/**
+ * Settings a person may give the simulator's CLI as JSON (`--options`): everything but the accounts,
+ * the clock and the logger, which have flags or are code. Unknown names are refused, so a typo is not
+ * silently a default.
+ */
+export const CliOptionsPatch = OptionsSchema.omit({ accounts: true, callbackCa: true }).strict();
+
 export function resolveOptions(options: SimulatorOptions): ResolvedOptions {
   const parsed = OptionsSchema.safeParse({ ...options, clock: undefined, logger: undefined });
   if (!parsed.success) {

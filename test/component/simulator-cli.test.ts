@@ -11,6 +11,7 @@ const ENV = [
   'SIMULATOR_TIME_ZONE',
   'SIMULATOR_CALLBACK_DELAY_MS',
   'SIMULATOR_FAULTS',
+  'SIMULATOR_OPTIONS',
 ];
 const saved = Object.fromEntries(ENV.map((k) => [k, process.env[k]]));
 let running: RunningSimulator | undefined;
@@ -74,5 +75,36 @@ describe('simulator CLI', () => {
     await new Promise((r) => setTimeout(r, 100));
     // Generated after 10 ms (the flag), not 5 s (the environment).
     expect(running.simulator.inspect().files[0]!.generatedAt).toBeDefined();
+  });
+
+  it('takes any further setting as --options JSON, so each CC-FS reading has a switch', async () => {
+    running = await runSimulatorCli(
+      [
+        '--port',
+        '0',
+        '--ak',
+        'o-ak',
+        '--sk',
+        'o-sk',
+        '--options',
+        '{"maxSpanSeconds":259199,"spanRefusalCode":"0300003"}',
+      ],
+      { handleSignals: false },
+    );
+    const creds = { ak: 'o-ak', sk: 'o-sk' };
+    // The strict reading of "cannot exceed three days": exactly 72 h is refused, 1 s less is accepted.
+    const exact = { ...range, beginTime: '2024-03-01 00:00:00', endTime: '2024-03-04 00:00:00' };
+    expect((await queryBillData(running.url, creds, exact)).json().resultCode).toBe('0300003');
+    const shorter = { ...exact, endTime: '2024-03-03 23:59:59' };
+    expect((await queryBillData(running.url, creds, shorter)).json().resultCode).toBe('0');
+  });
+
+  it('refuses an --options name it does not know, naming it', async () => {
+    process.env.SIMULATOR_OPTIONS = '{"emptyRnage":"header-only"}';
+    const cmd = (await import('../../simulator/main'))
+      .simulatorCommand({ handleSignals: false })
+      .exitOverride();
+    cmd.configureOutput({ writeErr: () => {} });
+    await expect(cmd.parseAsync(['--ak', 'a', '--sk', 's'], { from: 'user' })).rejects.toThrow(/emptyRnage/);
   });
 });
