@@ -1,7 +1,8 @@
 import { runCli } from './main';
 
 /** Resolves once everything written to `stream` so far has been handed to the OS. */
-const drained = (stream: NodeJS.WriteStream) => new Promise<void>((resolve) => stream.write('', () => resolve()));
+const drained = (stream: NodeJS.WriteStream) =>
+  new Promise<void>((resolve) => stream.write('', () => resolve()));
 
 // The simulator subcommand keeps running (it listens); every other command ends with its exit code —
 // but only after stdout and stderr have drained: on a pipe Node writes asynchronously, and exiting

@@ -3,7 +3,14 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { loadConfig, type Config } from '../lib/config';
 import { buildExportRequest, describeIssues, StartExportInput } from '../lib/export-input';
-import { EXPORT_STATES, ExportRequestError, ExportService, STATE_ALIASES, normalizeState, type ExportStatusView } from '../lib/export-service';
+import {
+  EXPORT_STATES,
+  ExportRequestError,
+  ExportService,
+  STATE_ALIASES,
+  normalizeState,
+  type ExportStatusView,
+} from '../lib/export-service';
 import { temporalConnectionOptions } from '../lib/temporal';
 import { simulatorCommand } from '../simulator/main';
 import { FILTER_KEYS } from '../ccfs/protocol';
@@ -39,7 +46,11 @@ async function connect(config: Config): Promise<{ service: ExportService; close(
     );
   }
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-  const service = new ExportService(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, uiUrl: config.TEMPORAL_UI_URL });
+  const service = new ExportService(client, {
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    namespace: config.TEMPORAL_NAMESPACE,
+    uiUrl: config.TEMPORAL_UI_URL,
+  });
   return { service, close: () => connection.close() };
 }
 
@@ -121,8 +132,12 @@ async function finish(service: ExportService, exportId: string, io: Io, json: bo
       io.err(`export ${exportId} ${state}: ${err.cause?.message ?? err.message}`);
       // With --json stdout stays JSON whatever happened: the manifest, or what is known without one.
       if (json) {
-        const manifest = status?.manifestPath ? await readFile(status.manifestPath, 'utf8').catch(() => undefined) : undefined;
-        io.out(manifest ?? JSON.stringify({ exportId, state, error: err.cause?.message ?? err.message }, null, 2));
+        const manifest = status?.manifestPath
+          ? await readFile(status.manifestPath, 'utf8').catch(() => undefined)
+          : undefined;
+        io.out(
+          manifest ?? JSON.stringify({ exportId, state, error: err.cause?.message ?? err.message }, null, 2),
+        );
       } else if (status?.manifestPath) io.out(status.manifestPath);
       return EXIT.failures;
     }
@@ -130,7 +145,8 @@ async function finish(service: ExportService, exportId: string, io: Io, json: bo
   }
   if (json) io.out(await readFile(result.manifestPath, 'utf8').catch(() => JSON.stringify(result, null, 2)));
   else io.out(result.manifestPath);
-  for (const c of result.failedChunks) io.err(`failed chunk ${c.index} ${c.begin} → ${c.end}: ${c.error ?? ''}`);
+  for (const c of result.failedChunks)
+    io.err(`failed chunk ${c.index} ${c.begin} → ${c.end}: ${c.error ?? ''}`);
   return result.state === 'completed' ? EXIT.ok : EXIT.failures;
 }
 
@@ -172,23 +188,42 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
     .description('start an export of a wall-clock range in the tenant time zone')
     .requiredOption('--from <time>', 'begin, "yyyy-MM-dd HH:mm:ss"')
     .requiredOption('--to <time>', 'end, "yyyy-MM-dd HH:mm:ss"')
-    .addOption(new Option('--type <type>', 'what to export').choices(['call', 'record', 'call_record']).makeOptionMandatory())
+    .addOption(
+      new Option('--type <type>', 'what to export')
+        .choices(['call', 'record', 'call_record'])
+        .makeOptionMandatory(),
+    )
     .option('--time-zone <zone>', 'IANA zone of the tenant (default: TENANT_TIME_ZONE)')
     .option('--export-id <id>', 'business ID; starting the same ID twice yields one export')
     .option('--chunk-hours <n>', 'largest chunk, at most 72', integer('--chunk-hours'))
     .option('--in-flight <n>', 'chunks in flight at once', integer('--in-flight'))
-    .option('--callback-timeout <seconds>', 'wait this long for a callback before requesting again', integer('--callback-timeout'))
-    .option('--allow-partial', 'export a range that has not ended yet (marked partial); without it such a range is refused')
+    .option(
+      '--callback-timeout <seconds>',
+      'wait this long for a callback before requesting again',
+      integer('--callback-timeout'),
+    )
+    .option(
+      '--allow-partial',
+      'export a range that has not ended yet (marked partial); without it such a range is refused',
+    )
     .option('--wait', 'follow progress; exit 0 only when every chunk is verified or empty')
     .option('--json', 'with --wait, print the manifest; otherwise print the start result as JSON');
-  for (const key of FILTER_KEYS) exportCmd.option(`--${key.replace(/[A-Z0-9]+/g, (m) => `-${m.toLowerCase()}`)} <value>`, `filter: ${key}`);
+  for (const key of FILTER_KEYS)
+    exportCmd.option(
+      `--${key.replace(/[A-Z0-9]+/g, (m) => `-${m.toLowerCase()}`)} <value>`,
+      `filter: ${key}`,
+    );
   exportCmd.action(async (opts: Record<string, string | number | boolean | undefined>) => {
     const config = getConfig();
-    const filters = Object.fromEntries(FILTER_KEYS.filter((k) => opts[k] !== undefined).map((k) => [k, String(opts[k])]));
+    const filters = Object.fromEntries(
+      FILTER_KEYS.filter((k) => opts[k] !== undefined).map((k) => [k, String(opts[k])]),
+    );
     const options = Object.fromEntries(
-      Object.entries({ chunkHours: opts.chunkHours, maxChunksInFlight: opts.inFlight, callbackTimeoutSeconds: opts.callbackTimeout }).filter(
-        ([, v]) => v !== undefined,
-      ),
+      Object.entries({
+        chunkHours: opts.chunkHours,
+        maxChunksInFlight: opts.inFlight,
+        callbackTimeoutSeconds: opts.callbackTimeout,
+      }).filter(([, v]) => v !== undefined),
     );
     const parsed = StartExportInput.safeParse({
       exportId: opts.exportId,
@@ -200,7 +235,11 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
       options: Object.keys(options).length > 0 ? options : undefined,
     });
     if (!parsed.success) {
-      throw new CliError(`invalid export:\n${describeIssues(parsed.error).map((i) => `  ${i.path}: ${i.message}`).join('\n')}`);
+      throw new CliError(
+        `invalid export:\n${describeIssues(parsed.error)
+          .map((i) => `  ${i.path}: ${i.message}`)
+          .join('\n')}`,
+      );
     }
     const request = buildExportRequest(parsed.data, { timeZone: config.TENANT_TIME_ZONE, origin: 'cli' });
     await withService(async (service) => {
@@ -213,10 +252,15 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
       }
       if (!opts.wait) {
         if (opts.json) io.out(JSON.stringify(started, null, 2));
-        else io.out(`${started.created ? 'started' : 'already exists'}: ${started.exportId}\n${started.links.temporalUi}`);
+        else
+          io.out(
+            `${started.created ? 'started' : 'already exists'}: ${started.exportId}\n${started.links.temporalUi}`,
+          );
         return;
       }
-      io.err(`${started.created ? 'started' : 'following existing'} export ${started.exportId}: ${started.links.temporalUi}`);
+      io.err(
+        `${started.created ? 'started' : 'following existing'} export ${started.exportId}: ${started.links.temporalUi}`,
+      );
       await follow(service, started.exportId, io);
       exitCode = await finish(service, started.exportId, io, Boolean(opts.json));
     });
@@ -235,9 +279,14 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
           io.out(JSON.stringify(status, null, 2));
           return;
         }
-        io.out(`${status.exportId}  ${status.state}  ${status.request.dataType} ${status.request.begin} → ${status.request.end} (${status.request.timeZone}), tenant ${status.request.tenant}`);
+        io.out(
+          `${status.exportId}  ${status.state}  ${status.request.dataType} ${status.request.begin} → ${status.request.end} (${status.request.timeZone}), tenant ${status.request.tenant}`,
+        );
         io.out(statusCounts(status));
-        if (status.partial) io.out(`partial: ${(status.request as { partial?: { reason?: string } }).partial?.reason ?? 'the range had not ended when the export started'}`);
+        if (status.partial)
+          io.out(
+            `partial: ${(status.request as { partial?: { reason?: string } }).partial?.reason ?? 'the range had not ended when the export started'}`,
+          );
         io.out('');
         io.out(
           table(
@@ -270,42 +319,46 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
         .choices([...EXPORT_STATES, ...Object.keys(STATE_ALIASES)])
         .argParser((v: string) => {
           if (![...EXPORT_STATES, ...Object.keys(STATE_ALIASES)].includes(v))
-            throw new InvalidArgumentError(`Allowed choices are ${EXPORT_STATES.join(', ')} (canceled is read as cancelled).`);
+            throw new InvalidArgumentError(
+              `Allowed choices are ${EXPORT_STATES.join(', ')} (canceled is read as cancelled).`,
+            );
           return normalizeState(v);
         }),
     )
     .option('--type <type>')
     .option('--limit <n>', 'at most this many', integer('--limit'), 50)
     .option('--json')
-    .action(async (opts: { tenant?: string; state?: string; type?: string; limit: number; json?: boolean }) => {
-      const zone = getConfig().TENANT_TIME_ZONE;
-      await withService(async (service) => {
-        const filters = { tenant: opts.tenant, state: opts.state, dataType: opts.type, limit: opts.limit };
-        const rows = await service.list(filters);
-        if (opts.json) {
-          io.out(JSON.stringify(rows, null, 2));
-          return;
-        }
-        const at = (iso: string | undefined) => formatInstant(iso, zone);
-        const columns = ['export', 'state', 'tenant', 'type', `from (${zone})`, 'to', 'started', 'closed'];
-        io.out(
-          table(
-            rows.map((r) => ({
-              export: r.exportId,
-              state: r.state,
-              tenant: r.tenant,
-              type: r.dataType,
-              [columns[4]!]: at(r.rangeBegin),
-              to: at(r.rangeEnd),
-              started: at(r.startTime),
-              closed: at(r.closeTime),
-            })),
-            columns,
-          ),
-        );
-        io.out(`${rows.length} export(s); Temporal UI: ${service.uiListLink(service.listQuery(filters))}`);
-      });
-    });
+    .action(
+      async (opts: { tenant?: string; state?: string; type?: string; limit: number; json?: boolean }) => {
+        const zone = getConfig().TENANT_TIME_ZONE;
+        await withService(async (service) => {
+          const filters = { tenant: opts.tenant, state: opts.state, dataType: opts.type, limit: opts.limit };
+          const rows = await service.list(filters);
+          if (opts.json) {
+            io.out(JSON.stringify(rows, null, 2));
+            return;
+          }
+          const at = (iso: string | undefined) => formatInstant(iso, zone);
+          const columns = ['export', 'state', 'tenant', 'type', `from (${zone})`, 'to', 'started', 'closed'];
+          io.out(
+            table(
+              rows.map((r) => ({
+                export: r.exportId,
+                state: r.state,
+                tenant: r.tenant,
+                type: r.dataType,
+                [columns[4]!]: at(r.rangeBegin),
+                to: at(r.rangeEnd),
+                started: at(r.startTime),
+                closed: at(r.closeTime),
+              })),
+              columns,
+            ),
+          );
+          io.out(`${rows.length} export(s); Temporal UI: ${service.uiListLink(service.listQuery(filters))}`);
+        });
+      },
+    );
 
   program
     .command('cancel <exportId>')
@@ -315,10 +368,15 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
         const outcome = await service.cancel(exportId);
         if (!outcome) throw new CliError(`no export with ID ${exportId}`);
         // Exit 0 either way: the export is not running afterwards, which is what was asked.
-        if (!outcome.cancelRequested) io.out(`export ${exportId} already finished (${outcome.state}): nothing to cancel, nothing changed`);
+        if (!outcome.cancelRequested)
+          io.out(
+            `export ${exportId} already finished (${outcome.state}): nothing to cancel, nothing changed`,
+          );
         else {
           io.out(`cancellation requested: ${exportId}`);
-          io.err(`verified files and the manifest stay; \`ccfs-export status ${exportId}\` shows when it has stopped`);
+          io.err(
+            `verified files and the manifest stay; \`ccfs-export status ${exportId}\` shows when it has stopped`,
+          );
         }
       });
     });
@@ -333,10 +391,16 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
         const started = await service.retry(exportId);
         if ('error' in started) {
           if (started.error === 'nothing-to-retry') {
-            io.out(`export ${exportId} ${started.state}: every chunk is verified or empty, nothing to retry; nothing started`);
+            io.out(
+              `export ${exportId} ${started.state}: every chunk is verified or empty, nothing to retry; nothing started`,
+            );
             return;
           }
-          throw new CliError(started.error === 'running' ? `export ${exportId} is still running` : `no export with ID ${exportId}`);
+          throw new CliError(
+            started.error === 'running'
+              ? `export ${exportId} is still running`
+              : `no export with ID ${exportId}`,
+          );
         }
         io.err(`retrying export ${exportId}: ${started.links.temporalUi}`);
         if (opts.wait) {
@@ -347,7 +411,12 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
     });
 
   program.addCommand(simulatorCommand());
-  for (const command of scheduleCommands({ io, getConfig, fail: (message, code) => new CliError(message, code) })) program.addCommand(command);
+  for (const command of scheduleCommands({
+    io,
+    getConfig,
+    fail: (message, code) => new CliError(message, code),
+  }))
+    program.addCommand(command);
   program.hook('postAction', () => {
     process.exitCode = exitCode;
   });

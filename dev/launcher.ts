@@ -25,13 +25,27 @@ const int = (name: string, fallback: number) => {
   const v = env[name];
   if (v === undefined || v === '') return fallback;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new ConfigError(`invalid configuration:\n  ${name}: must be a port number, got "${v}"`);
+  if (!Number.isInteger(n) || n < 1 || n > 65535)
+    throw new ConfigError(`invalid configuration:\n  ${name}: must be a port number, got "${v}"`);
   return n;
 };
 
-const COLORS: Record<string, string> = { temporal: '35', simulator: '36', worker: '32', api: '34', launcher: '33' };
+const COLORS: Record<string, string> = {
+  temporal: '35',
+  simulator: '36',
+  worker: '32',
+  api: '34',
+  launcher: '33',
+};
 const tty = Boolean(process.stdout.isTTY);
-const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+const LEVELS: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
 
 function say(component: string, line: string): void {
   const tag = component.padEnd(9);
@@ -42,7 +56,15 @@ function say(component: string, line: string): void {
 function humanize(line: string): string {
   if (!line.startsWith('{')) return line;
   try {
-    const { level, time, msg, pid: _p, hostname: _h, name: _n, ...rest } = JSON.parse(line) as Record<string, unknown>;
+    const {
+      level,
+      time,
+      msg,
+      pid: _p,
+      hostname: _h,
+      name: _n,
+      ...rest
+    } = JSON.parse(line) as Record<string, unknown>;
     const at = typeof time === 'number' ? new Date(time).toISOString().slice(11, 19) : '';
     const fields = Object.entries(rest)
       .filter(([k]) => k !== 'sdk' && k !== 'component')
@@ -134,7 +156,9 @@ const STATE_FILE = () => join(DATA_DIR, 'launcher.json');
 
 function readState(): { pids?: Record<string, number | undefined> } & LockOwner['urls'] {
   try {
-    return JSON.parse(readFileSync(STATE_FILE(), 'utf8')) as { pids?: Record<string, number | undefined> } & LockOwner['urls'];
+    return JSON.parse(readFileSync(STATE_FILE(), 'utf8')) as {
+      pids?: Record<string, number | undefined>;
+    } & LockOwner['urls'];
   } catch {
     return {};
   }
@@ -155,7 +179,10 @@ function takeDataDirLock(urls: LockOwner['urls']): void {
   if (!lock.acquired) {
     // launcher.json has the URLs once the stack is up; the lock has them from the start.
     const state = readState();
-    const shown = Object.entries({ ...lock.owner.urls, ...Object.fromEntries(Object.entries(state).filter(([k]) => k !== 'pids' && k !== 'outputDir')) })
+    const shown = Object.entries({
+      ...lock.owner.urls,
+      ...Object.fromEntries(Object.entries(state).filter(([k]) => k !== 'pids' && k !== 'outputDir')),
+    })
       .filter((e): e is [string, string] => typeof e[1] === 'string')
       .map(([k, v]) => `  ${k.padEnd(16)} ${v}`);
     throw new AlreadyRunning(
@@ -174,7 +201,11 @@ function takeDataDirLock(urls: LockOwner['urls']): void {
       `a Temporal server (pid ${orphan}) left by a stopped launcher (pid ${lock.tookOverFrom}) still uses ${join(DATA_DIR, 'temporal.db')}: stop it (\`kill ${orphan}\`), then run npm start again`,
     );
   }
-  if (lock.tookOverFrom !== undefined) say('launcher', `took over the lock of ${DATA_DIR} from launcher pid ${lock.tookOverFrom}, which is gone`);
+  if (lock.tookOverFrom !== undefined)
+    say(
+      'launcher',
+      `took over the lock of ${DATA_DIR} from launcher pid ${lock.tookOverFrom}, which is gone`,
+    );
   releaseLock = () => {
     // launcher.json describes a running stack: it goes with the lock.
     rmSync(STATE_FILE(), { force: true });
@@ -210,11 +241,16 @@ async function main(): Promise<void> {
     temporalAddress: external ? env.TEMPORAL_ADDRESS : `localhost:${ports.TEMPORAL_PORT}`,
     simulator: useSimulator ? `http://127.0.0.1:${ports.SIMULATOR_PORT}` : undefined,
   });
-  const needed = Object.entries(ports).filter(([k]) => (external ? !k.startsWith('TEMPORAL') : true) && (useSimulator || k !== 'SIMULATOR_PORT'));
-  if (needed.some(([k]) => k === 'WORKER_METRICS_PORT')) needed.push(['WORKER_METRICS_PORT + 1', ports.WORKER_METRICS_PORT + 1]);
+  const needed = Object.entries(ports).filter(
+    ([k]) => (external ? !k.startsWith('TEMPORAL') : true) && (useSimulator || k !== 'SIMULATOR_PORT'),
+  );
+  if (needed.some(([k]) => k === 'WORKER_METRICS_PORT'))
+    needed.push(['WORKER_METRICS_PORT + 1', ports.WORKER_METRICS_PORT + 1]);
   for (const [name, port] of needed) {
     if (!(await portIsFree(port))) {
-      throw new ConfigError(`port ${port} (${name}) is already in use: stop what uses it, or set ${name.split(' ')[0]} to a free port`);
+      throw new ConfigError(
+        `port ${port} (${name}) is already in use: stop what uses it, or set ${name.split(' ')[0]} to a free port`,
+      );
     }
   }
 
@@ -225,7 +261,9 @@ async function main(): Promise<void> {
     CALLBACK_BASE_URL: env.CALLBACK_BASE_URL ?? `http://127.0.0.1:${ports.API_PORT}`,
   };
   if (!external) {
-    const cli = (ensureTemporalCli as (log?: (l: string) => void) => string)((l: string) => say('launcher', l));
+    const cli = (ensureTemporalCli as (log?: (l: string) => void) => string)((l: string) =>
+      say('launcher', l),
+    );
     say('temporal', `starting Temporal dev server (SQLite ${join(DATA_DIR, 'temporal.db')})`);
     temporal = await startDevServer({
       cli,
@@ -237,7 +275,10 @@ async function main(): Promise<void> {
     });
     temporal.process.once('exit', (code, signal) => {
       if (!stopping) {
-        say('launcher', `Temporal exited unexpectedly (${signal ?? code}); see ${join(DATA_DIR, 'logs', 'temporal.log')}`);
+        say(
+          'launcher',
+          `Temporal exited unexpectedly (${signal ?? code}); see ${join(DATA_DIR, 'logs', 'temporal.log')}`,
+        );
         void shutdown(1);
       }
     });
@@ -290,7 +331,10 @@ async function main(): Promise<void> {
   if (temporal?.uiUrl) say('launcher', `  Temporal UI  ${temporal.uiUrl}`);
   if (useSimulator) say('launcher', `  simulator    ${childEnv.CCFS_BASE_URL}`);
   say('launcher', `  output       ${childEnv.OUTPUT_DIR}`);
-  say('launcher', `  try: npx ccfs-export export --from "2024-03-01 00:00:00" --to "2024-03-10 00:00:00" --type call_record --wait`);
+  say(
+    'launcher',
+    `  try: npx ccfs-export export --from "2024-03-01 00:00:00" --to "2024-03-10 00:00:00" --type call_record --wait`,
+  );
 }
 
 main().catch(async (err: unknown) => {

@@ -18,7 +18,15 @@ import {
   chunkWorkflowId,
 } from '../workflows/definitions';
 import type { exportWorkflow } from '../workflows';
-import { DataTypeKey, ExportIdKey, ExportStateKey, KindKey, RangeBeginKey, RangeEndKey, TenantKey } from '../workflows/search-attributes';
+import {
+  DataTypeKey,
+  ExportIdKey,
+  ExportStateKey,
+  KindKey,
+  RangeBeginKey,
+  RangeEndKey,
+  TenantKey,
+} from '../workflows/search-attributes';
 
 export interface ExportServiceSettings {
   taskQueue: string;
@@ -76,8 +84,14 @@ export type StoredExportRequest = ExportRequest & { partial?: PartialMark };
 
 /** The fields that decide what an export contains, as the API and the CLI name them. */
 function dataFields(r: ExportRequest): Record<string, string> {
-  const out: Record<string, string> = { from: r.begin, to: r.end, timeZone: r.timeZone, dataType: r.dataType };
-  for (const [k, v] of Object.entries(r.filters ?? {})) if (v !== undefined && v !== '') out[`filters.${k}`] = String(v);
+  const out: Record<string, string> = {
+    from: r.begin,
+    to: r.end,
+    timeZone: r.timeZone,
+    dataType: r.dataType,
+  };
+  for (const [k, v] of Object.entries(r.filters ?? {}))
+    if (v !== undefined && v !== '') out[`filters.${k}`] = String(v);
   return out;
 }
 
@@ -88,7 +102,9 @@ function dataFields(r: ExportRequest): Record<string, string> {
 export function differingFields(a: ExportRequest, b: ExportRequest): string[] {
   const x = dataFields(a);
   const y = dataFields(b);
-  return [...new Set([...Object.keys(x), ...Object.keys(y)])].filter((k) => x[k] !== y[k]).sort((p, q) => FIELD_ORDER(p) - FIELD_ORDER(q));
+  return [...new Set([...Object.keys(x), ...Object.keys(y)])]
+    .filter((k) => x[k] !== y[k])
+    .sort((p, q) => FIELD_ORDER(p) - FIELD_ORDER(q));
 }
 const FIELD_ORDER = (k: string) => ['from', 'to', 'dataType', 'timeZone'].indexOf(k) >>> 0;
 
@@ -163,7 +179,10 @@ export function trueState(status: string, recorded: string | undefined): string 
   return status.toLowerCase();
 }
 
-function searchAttribute(description: WorkflowExecutionDescription, key: { name: string }): string | undefined {
+function searchAttribute(
+  description: WorkflowExecutionDescription,
+  key: { name: string },
+): string | undefined {
   const v = description.typedSearchAttributes.getAll().find((p) => p.key.name === key.name)?.value;
   return typeof v === 'string' ? v : undefined;
 }
@@ -246,14 +265,21 @@ export class ExportService {
           { key: KindKey, value: 'export' },
         ],
       });
-      return { exportId: request.exportId, workflowId, runId: handle.firstExecutionRunId, created: true, links: this.links(request.exportId) };
+      return {
+        exportId: request.exportId,
+        workflowId,
+        runId: handle.firstExecutionRunId,
+        created: true,
+        links: this.links(request.exportId),
+      };
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       const description = await this.client.workflow.getHandle(workflowId).describe();
       const existing = await this.storedRequest(workflowId, description.runId);
       const differ = existing ? differingFields(existing, request) : [];
       if (existing && differ.length > 0) {
-        const show = (r: ExportRequest) => differ.map((f) => `${f}=${JSON.stringify(dataFields(r)[f] ?? null)}`).join(', ');
+        const show = (r: ExportRequest) =>
+          differ.map((f) => `${f}=${JSON.stringify(dataFields(r)[f] ?? null)}`).join(', ');
         throw new ExportRequestError(
           'export_id_conflict',
           `export ID ${request.exportId} is already used by an export (${description.status.name.toLowerCase()}) of other data: ` +
@@ -261,7 +287,13 @@ export class ExportService {
           differ,
         );
       }
-      return { exportId: request.exportId, workflowId, runId: description.runId, created: false, links: this.links(request.exportId) };
+      return {
+        exportId: request.exportId,
+        workflowId,
+        runId: description.runId,
+        created: false,
+        links: this.links(request.exportId),
+      };
     }
   }
 
@@ -277,7 +309,11 @@ export class ExportService {
         maximumPageSize: 1,
       });
       const payloads = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
-      const input = await decodeFromPayloadsAtIndex<Partial<ExportWorkflowInput>>(this.client.options.loadedDataConverter, 0, payloads);
+      const input = await decodeFromPayloadsAtIndex<Partial<ExportWorkflowInput>>(
+        this.client.options.loadedDataConverter,
+        0,
+        payloads,
+      );
       return input?.request;
     } catch {
       return undefined;
@@ -303,7 +339,9 @@ export class ExportService {
     const status = await this.client.workflow.getHandle(exportWorkflowId(exportId)).query(exportStatusQuery);
     const chunks = status.chunks.map((c): ChunkStatus => {
       const workflowId = chunkWorkflowId(exportId, c.index);
-      return c.state === 'pending' ? { ...c, workflowId } : { ...c, workflowId, links: { temporalUi: this.uiLink(workflowId) } };
+      return c.state === 'pending'
+        ? { ...c, workflowId }
+        : { ...c, workflowId, links: { temporalUi: this.uiLink(workflowId) } };
     });
     return {
       ...status,
@@ -346,7 +384,8 @@ export class ExportService {
     // link keeps listQuery as is: the UI marks such runs itself.)
     const query = `${this.listQuery(filters)} AND ExecutionStatus != "ContinuedAsNew"`;
     for await (const wf of this.client.workflow.list({ query })) {
-      const attr = <T>(key: { name: string }) => wf.typedSearchAttributes.getAll().find((p) => p.key.name === key.name)?.value as T | undefined;
+      const attr = <T>(key: { name: string }) =>
+        wf.typedSearchAttributes.getAll().find((p) => p.key.name === key.name)?.value as T | undefined;
       const date = (v: unknown) => (v instanceof Date ? v.toISOString() : undefined);
       const exportId = attr<string>(ExportIdKey) ?? wf.workflowId.replace(/^ccfs-export\//, '');
       const row: ExportSummary & { runId: string } = {
@@ -397,7 +436,11 @@ export class ExportService {
    * chunks are kept. `nothing-to-retry` (with the export's state) when every chunk is verified or
    * empty: then nothing starts.
    */
-  async retry(exportId: string): Promise<StartedExport | { error: 'not-found' | 'running' } | { error: 'nothing-to-retry'; state: string }> {
+  async retry(
+    exportId: string,
+  ): Promise<
+    StartedExport | { error: 'not-found' | 'running' } | { error: 'nothing-to-retry'; state: string }
+  > {
     const description = await this.describe(exportId);
     if (!description) return { error: 'not-found' };
     if (description.status.name === 'RUNNING') return { error: 'running' };

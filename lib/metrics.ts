@@ -58,7 +58,8 @@ export class Metrics {
 
   constructor(options: { role?: MetricsRole; defaultMetrics?: boolean; prefix?: string } = {}) {
     this.role = options.role ?? 'api';
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: options.prefix ?? 'ccfs_export_' });
+    if (options.defaultMetrics ?? true)
+      collectDefaultMetrics({ register: this.registry, prefix: options.prefix ?? 'ccfs_export_' });
   }
 
   /** What this process serves on `/metrics`. */

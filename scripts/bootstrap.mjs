@@ -27,7 +27,9 @@ function ensureNodeModules() {
   try {
     execSync('npm ci --no-audit --no-fund --loglevel=error', { cwd: ROOT, stdio: 'inherit' });
   } catch {
-    log('bootstrap: npm ci failed (package-lock.json does not match package.json?); trying npm install --no-save');
+    log(
+      'bootstrap: npm ci failed (package-lock.json does not match package.json?); trying npm install --no-save',
+    );
     execSync('npm install --no-save --no-audit --no-fund --loglevel=error', { cwd: ROOT, stdio: 'inherit' });
   }
   // Stamped from the lock as it is now, so the next start compares against what was installed.
@@ -41,7 +43,9 @@ function ensureChromium() {
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
   const apt = existsSync('/usr/bin/apt-get');
   if (!root || !apt) {
-    log('bootstrap: /usr/bin/chromium is missing (apt-get install chromium); the Temporal UI test will fail without it');
+    log(
+      'bootstrap: /usr/bin/chromium is missing (apt-get install chromium); the Temporal UI test will fail without it',
+    );
     return;
   }
   log('bootstrap: installing Debian chromium for the Temporal UI test (apt-get)');
@@ -54,7 +58,8 @@ function ensureChromium() {
 
 try {
   const [major, minor] = process.versions.node.split('.').map(Number);
-  if (major < 20 || (major === 20 && minor < 15)) throw new Error(`Node ${process.version} is too old: ccfs-export needs Node >= 20.15`);
+  if (major < 20 || (major === 20 && minor < 15))
+    throw new Error(`Node ${process.version} is too old: ccfs-export needs Node >= 20.15`);
   ensureNodeModules();
   ensureTemporalCli(log);
   if (process.argv.includes('--test')) ensureChromium();

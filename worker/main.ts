@@ -15,7 +15,10 @@ import { createWorkers, runWorkers } from './create-workers';
  */
 function metricsListenHost(value: string | undefined): string {
   if (value === undefined || value.trim() === '') return '127.0.0.1';
-  if (!/^[A-Za-z0-9.:%-]+$/.test(value.trim())) throw new Error(`invalid configuration:\n  WORKER_METRICS_HOST: must be an address or host name, got "${value}"`);
+  if (!/^[A-Za-z0-9.:%-]+$/.test(value.trim()))
+    throw new Error(
+      `invalid configuration:\n  WORKER_METRICS_HOST: must be an address or host name, got "${value}"`,
+    );
   return value.trim();
 }
 
@@ -44,7 +47,10 @@ async function main(): Promise<void> {
           .catch(() => '');
         res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(`${own}\n${sdk}`);
       } catch (err) {
-        logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'metrics could not be collected');
+        logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          'metrics could not be collected',
+        );
         res.writeHead(500).end();
       }
     })();
@@ -66,12 +72,22 @@ async function main(): Promise<void> {
     activityDepsFromConfig(config, logger, metrics),
   );
   logger.info(
-    { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, address: config.TEMPORAL_ADDRESS, metricsPort: config.WORKER_METRICS_PORT, metricsHost, pid: process.pid },
+    {
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      namespace: config.TEMPORAL_NAMESPACE,
+      address: config.TEMPORAL_ADDRESS,
+      metricsPort: config.WORKER_METRICS_PORT,
+      metricsHost,
+      pid: process.pid,
+    },
     'worker started',
   );
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () =>
-      logger.info({ signal, graceSeconds: config.WORKER_SHUTDOWN_GRACE_SECONDS }, 'shutting down: running activities may finish within the grace period'),
+      logger.info(
+        { signal, graceSeconds: config.WORKER_SHUTDOWN_GRACE_SECONDS },
+        'shutting down: running activities may finish within the grace period',
+      ),
     );
   }
   try {
