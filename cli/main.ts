@@ -14,7 +14,7 @@ import {
 import { temporalConnectionOptions } from '../lib/temporal';
 import { simulatorCommand } from '../simulator/main';
 import { FILTER_KEYS } from '../ccfs/protocol';
-import { formatBytes, formatInstant, ProgressReporter, table } from './progress';
+import { formatBytes, formatInstant, ProgressReporter, table, waitingSummary } from './progress';
 import { scheduleCommands } from './schedule';
 
 /** Exit codes: 0 all chunks verified or empty; 1 usage or input error; 2 export finished with failures or was cancelled; 3 cannot reach Temporal. */
@@ -283,6 +283,9 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
           `${status.exportId}  ${status.state}  ${status.request.dataType} ${status.request.begin} → ${status.request.end} (${status.request.timeZone}), tenant ${status.request.tenant}`,
         );
         io.out(statusCounts(status));
+        // What holds the export up, when a chunk does (the same words as the --wait progress line).
+        const waiting = waitingSummary(status, Date.now());
+        if (waiting) io.out(waiting);
         if (status.partial)
           io.out(
             `partial: ${(status.request as { partial?: { reason?: string } }).partial?.reason ?? 'the range had not ended when the export started'}`,
