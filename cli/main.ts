@@ -35,6 +35,12 @@ const integer = (name: string) => (value: string) => {
   return n;
 };
 
+const number = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+  return n;
+};
+
 async function connect(config: Config): Promise<{ service: ExportService; close(): Promise<void> }> {
   let connection: Connection;
   try {
@@ -203,6 +209,11 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
       integer('--callback-timeout'),
     )
     .option(
+      '--probe-interval <seconds>',
+      'while waiting, try the documented file names this often (callbacks may be lost); default 120, 30 with CALLBACK_MODE=none',
+      number('--probe-interval'),
+    )
+    .option(
       '--allow-partial',
       'export a range that has not ended yet (marked partial); without it such a range is refused',
     )
@@ -223,6 +234,7 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
         chunkHours: opts.chunkHours,
         maxChunksInFlight: opts.inFlight,
         callbackTimeoutSeconds: opts.callbackTimeout,
+        probeIntervalSeconds: opts.probeInterval,
       }).filter(([, v]) => v !== undefined),
     );
     const parsed = StartExportInput.safeParse({

@@ -70,15 +70,16 @@ export class EtaEstimator {
   }
 }
 
-/** `7/12 chunks (58%), 1 failed, 2 running, 34,210 rows, 12.3 MB` — what every form of progress says. */
+/** `7/12 chunks (58%), 1 failed, 2 cancelled, 2 running, 34,210 rows, 12.3 MB` — what every form of progress says. */
 export function progressSummary(status: ProgressStatus): string {
   const done = chunksDone(status);
   const total = status.totals.chunks;
   const percent = total === 0 ? 100 : Math.floor((done / total) * 100);
-  const failed = status.counts.failed + status.counts.cancelled;
+  const { failed, cancelled } = status.counts;
   return (
     `${done}/${total} chunks (${percent}%)` +
     (failed > 0 ? `, ${failed} failed` : '') +
+    (cancelled > 0 ? `, ${cancelled} cancelled` : '') +
     `, ${status.counts.running} running, ${formatCount(status.totals.rows)} rows, ${formatBytes(status.totals.bytes)}`
   );
 }

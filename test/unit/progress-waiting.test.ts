@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ProgressReporter,
   progressLine,
+  progressSummary,
   STUCK_AFTER_MS,
   waitingSummary,
   type ProgressStatus,
@@ -71,5 +72,18 @@ describe('what the progress line says an export waits for', () => {
     reporter.update(status(), started + STUCK_AFTER_MS + 2000);
     expect(lines).toHaveLength(2);
     expect(lines[1]).toContain('waiting for 1 chunk: #17 2024-03-01 → 03-04 running since 12:03 UTC');
+  });
+});
+
+describe('what the progress line counts', () => {
+  it('counts cancelled chunks as cancelled, not failed', () => {
+    const s = status({
+      state: 'cancelled',
+      counts: { pending: 0, running: 0, verified: 7, empty: 0, failed: 1, cancelled: 2 },
+      waitingFor: undefined,
+    });
+    expect(progressSummary(s)).toBe(
+      '10/10 chunks (100%), 1 failed, 2 cancelled, 0 running, 4,321 rows, 12.3 KB',
+    );
   });
 });
