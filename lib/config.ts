@@ -156,6 +156,16 @@ export const EnvSchema = z.object({
   OUTPUT_S3_QUEUE_SIZE: z.coerce.number().int().min(1).max(32).default(4),
   TENANT_TIME_ZONE: timeZone.default('UTC'),
 
+  // Loader (issue 17): when set, every verified chunk is loaded into this PostgreSQL database. The URL
+  // may hold a password, so it is a Secret: never logged, never in workflow inputs or histories.
+  LOAD_DATABASE_URL: z
+    .string()
+    .optional()
+    .transform((v) => (v ? new Secret(v) : undefined)),
+  /** Natural keys as comma-separated columns, for installations whose files differ (lib/loader/schema.ts). */
+  LOAD_CDR_KEY: optionalString,
+  LOAD_RECORD_KEY: optionalString,
+
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
 });

@@ -9,6 +9,18 @@ import type { Metrics } from '../lib/metrics';
 import type { OutputPublisher } from '../lib/storage/publisher';
 import { createS3Publisher } from '../lib/storage/s3';
 import { callbackKeyFromConfig, Tenants } from '../lib/tenants';
+import { Loader, parseKeySetting } from '../lib/loader/loader';
+
+/** The PostgreSQL loader when LOAD_DATABASE_URL is set (issue 17); the URL stays inside the pool. */
+export function loaderFromConfig(config: CcfsConfig): Loader | undefined {
+  if (!config.LOAD_DATABASE_URL) return undefined;
+  const call = parseKeySetting(config.LOAD_CDR_KEY);
+  const record = parseKeySetting(config.LOAD_RECORD_KEY);
+  return new Loader({
+    databaseUrl: config.LOAD_DATABASE_URL.reveal(),
+    keys: { ...(call && { call }), ...(record && { record }) },
+  });
+}
 
 /** The S3 copy of the output when OUTPUT_S3_BUCKET is set. */
 export function publisherFromConfig(config: CcfsConfig, logger: Logger): OutputPublisher | undefined {
@@ -36,7 +48,7 @@ export function activityDepsFromConfig(
   logger: Logger,
   metrics?: Metrics,
   tenants = Tenants.fromConfig(config),
-): ActivityDeps {
+): ActivityDeps & { loader?: Loader } {
   const clients = new Map<string, CcfsApi>();
   const ccfsFor = (tenantId: string): CcfsApi => {
     const tenant = tenants.get(tenantId);
@@ -72,5 +84,6 @@ export function activityDepsFromConfig(
     logger,
     metrics,
     publish: publisherFromConfig(config, logger),
+    loader: loaderFromConfig(config),
   };
 }

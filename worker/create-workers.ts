@@ -2,6 +2,8 @@ import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { Worker, type NativeConnection, type WorkerOptions, type WorkflowBundle } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
+import { createLoadActivities } from '../activities/load';
+import type { Loader } from '../lib/loader/loader';
 import { ccfsTaskQueue } from '../workflows/definitions';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -30,8 +32,14 @@ export interface WorkerSettings {
  * The two workers of one process: the main task queue runs workflows and file activities; the CC-FS
  * task queue runs the activities that call CC-FS, so Temporal can rate-limit them as a whole.
  */
-export async function createWorkers(settings: WorkerSettings, deps: ActivityDeps): Promise<Worker[]> {
+export async function createWorkers(
+  settings: WorkerSettings,
+  deps: ActivityDeps & { loader?: Loader },
+): Promise<Worker[]> {
   const activities = createActivities(deps);
+  // Registered with or without a loader: without one it answers `configured: false`, which is how a
+  // chunk workflow learns whether this deployment loads (LOAD_DATABASE_URL is worker configuration).
+  const load = createLoadActivities(deps);
   const bundlePath = settings.workflowBundlePath ?? (existsSync(WORKFLOW_BUNDLE_PATH) && process.env.NODE_ENV === 'production' ? WORKFLOW_BUNDLE_PATH : undefined);
   const workflowSource: Pick<WorkerOptions, 'workflowsPath' | 'workflowBundle'> = settings.workflowBundle
     ? { workflowBundle: settings.workflowBundle }
@@ -55,6 +63,7 @@ export async function createWorkers(settings: WorkerSettings, deps: ActivityDeps
       saveChunkResults: activities.saveChunkResults,
       prepareExport: activities.prepareExport,
       writeManifest: activities.writeManifest,
+      loadChunk: load.loadChunk,
     },
   });
   const ccfs = await Worker.create({

@@ -252,6 +252,25 @@ export interface ChunkResult extends ChunkRange {
   warnings?: string[];
   /** On a record of a range CC-FS refused as too long (written by the export): the span used after it, wall seconds. */
   spanSeconds?: number;
+  /** The chunk's load into PostgreSQL, when the worker has a loader (LOAD_DATABASE_URL; issue 17). */
+  load?: ChunkLoad;
+}
+
+/**
+ * Reconciliation of one chunk's load (lib/loader): rows in the files = rows inserted + rows already
+ * present (an earlier chunk's boundary second, a re-export, a second load), and the share of
+ * recording-index rows whose call has a CDR (null when the chunk has none).
+ */
+export interface ChunkLoad {
+  loadedAt: string;
+  rowsInFiles: number;
+  rowsInserted: number;
+  rowsAlreadyPresent: number;
+  recordRows: number;
+  recordsWithCdr: number;
+  recordCdrShare: number | null;
+  ok: boolean;
+  mismatches?: string[];
 }
 
 export type ChunkPhase = 'requesting' | 'waiting-for-callback' | 'probing' | 'downloading' | 'done';
