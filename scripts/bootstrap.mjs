@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, ensureTemporalCli } from './temporal-cli.mjs';
+import { ensurePostgres } from './postgres.mjs';
 
 const log = (line) => console.error(line);
 
@@ -62,7 +63,11 @@ try {
     throw new Error(`Node ${process.version} is too old: ccfs-export needs Node >= 20.15`);
   ensureNodeModules();
   ensureTemporalCli(log);
-  if (process.argv.includes('--test')) ensureChromium();
+  if (process.argv.includes('--test')) {
+    ensureChromium();
+    // The loader's tests start private clusters of Debian's PostgreSQL server (scripts/postgres.mjs).
+    ensurePostgres(log);
+  }
 } catch (error) {
   log(`bootstrap failed: ${error.message}`);
   process.exit(1);
