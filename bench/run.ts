@@ -10,13 +10,14 @@ import { utilisation } from './utilisation';
 import { download } from './download';
 import { callbacks } from './callbacks';
 import { scale } from './scale';
+import { load } from './load';
 
 /**
  * `npm run bench` — the product against its baselines and its physical limits, each figure a ratio
  * measured side by side in the same run. Prints a table; writes bench/results/<time>.json and
  * latest.json (git-ignored) and bench/results/latest.md.
  *
- *   npm run bench                         orchestration, utilisation, download, callbacks
+ *   npm run bench                         orchestration, utilisation, download, callbacks, load
  *   npm run bench -- --only scale         the 10-year backfill (several minutes)
  *   npm run bench -- --scale              all five
  *   npm run bench -- --quick              small sizes, to develop the bench itself
@@ -26,8 +27,8 @@ import { scale } from './scale';
  */
 
 type Bench = (ctx: BenchContext) => Promise<{ figures: Figure[]; details: Record<string, unknown> }>;
-const BENCHES: Record<string, Bench> = { orchestration, utilisation, download, callbacks, scale };
-const DEFAULT = ['orchestration', 'utilisation', 'download', 'callbacks'];
+const BENCHES: Record<string, Bench> = { orchestration, utilisation, download, callbacks, scale, load };
+const DEFAULT = ['orchestration', 'utilisation', 'download', 'callbacks', 'load'];
 
 const { values } = parseArgs({
   options: {
