@@ -271,6 +271,9 @@ export interface ChunkLoad {
   recordCdrShare: number | null;
   ok: boolean;
   mismatches?: string[];
+  /** Why the load failed (the file stays verified; `ccfs-export load` can load it again). */
+  error?: string;
+  errorType?: string;
 }
 
 export type ChunkPhase = 'requesting' | 'waiting-for-callback' | 'probing' | 'downloading' | 'done';
