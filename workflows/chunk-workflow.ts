@@ -22,6 +22,7 @@ import {
   callbackSignal,
   ccfsTaskQueue,
   chunkFinishedSignal,
+  chunkProgressSignal,
   chunkProgressQuery,
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_PROBE_INTERVAL_MS,
@@ -30,6 +31,7 @@ import {
   FailureType,
   type CallbackPayload,
   type ChunkPhase,
+  type ChunkProgressReport,
   type ChunkRequest,
   type ChunkResult,
   type ChunkWorkflowInput,
@@ -180,10 +182,20 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
     probes,
   }));
 
+  /** The last phase reported to the export (`reportProgress`). */
+  let reported = '';
   function enter(next: ChunkPhase): void {
     phase = next;
     since = new Date().toISOString();
     render();
+    // The long phases only, once each: a probe while waiting for a callback is an aside.
+    const long =
+      next === 'waiting-for-callback' || next === 'downloading' || (next === 'probing' && mode === 'none');
+    const key = `${next}/${requests}`;
+    if (long && key !== reported) {
+      reported = key;
+      reportProgress();
+    }
   }
 
   function render(): void {
@@ -290,6 +302,30 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
         });
       }
     });
+  }
+
+  /**
+   * Tells the export what this chunk now waits for (once per request: the long waits), so the export's
+   * details and `ccfs-export status` can say why it is not done — a chunk can wait 4 × 35 min for a
+   * callback. Fire and forget: an export that has closed cannot be told, and need not be.
+   */
+  function reportProgress(): void {
+    if (!patched('chunk-reports-progress')) return;
+    const report: ChunkProgressReport = {
+      index: chunk.index,
+      phase,
+      since,
+      requests,
+      maxRequests: options.maxRequestsPerChunk,
+      responseId: responseIds.at(-1),
+    };
+    getExternalWorkflowHandle(exportWorkflowId(input.exportId))
+      .signal(chunkProgressSignal, report)
+      .catch((err: unknown) =>
+        log.debug('could not report progress to the export', {
+          error: err instanceof Error ? err.message : String(err),
+        }),
+      );
   }
 
   const failed = (

@@ -208,6 +208,16 @@ async function runExport(input: ExportWorkflowInput): Promise<ExportResult> {
         '**Failed:**',
         ...failed.map((e) => `- #${e.index} ${e.begin} → ${e.end}: ${e.error ?? ''}`),
       );
+    const warned = ledger.filter((e) => e.warnings?.length).slice(0, 10);
+    if (warned.length > 0)
+      lines.push(
+        '',
+        '**Warnings** (verified; the data is kept, read the manifest):',
+        ...warned.map(
+          (e) =>
+            `- #${e.index} ${e.begin} → ${e.end}: ${e.warnings![0]}${e.warnings!.length > 1 ? ` (+${e.warnings!.length - 1} more)` : ''}`,
+        ),
+      );
     setCurrentDetails(lines.join('\n'));
   }
 
@@ -403,6 +413,9 @@ async function runExport(input: ExportWorkflowInput): Promise<ExportResult> {
         rows: result.rows,
         error: result.error,
         errorType: result.errorType,
+        // Content an operator should look at (a kind missing, quotes that never close): shown by
+        // status, the CLI and the details below, not only in the manifest.
+        warnings: result.warnings?.length ? result.warnings : undefined,
         progress: undefined,
       });
       if (

@@ -153,7 +153,7 @@ describe('a backfill with one slow chunk', () => {
     expect(result.state).toBe('completed');
     expect(await cliDone).toBe(0);
     expect(cliOutput).toMatch(
-      /^9\/10 chunks \(90%\), 1 running, [\d,]+ rows, .*, waiting for 1 chunk: #0 2024-03-01 → 03-02 running since \d\d:\d\d UTC/m,
+      /^9\/10 chunks \(90%\), 1 running, [\d,]+ rows, .*, waiting for 1 chunk: #0 2024-03-01 → 03-02 downloading since \d\d:\d\d UTC \([^,]+, request 1 of \d+\)/m,
     );
 
     const manifest = await readManifest(result.manifestPath);
