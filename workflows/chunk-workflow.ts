@@ -17,6 +17,7 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities, DownloadChunkOutcome } from '../activities';
+import type { LoadActivities } from '../activities/load';
 import { instantToWall } from '../domain/wall-time';
 import {
   callbackSignal,
@@ -255,6 +256,59 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
     startToCloseTimeout: '1 minute',
     retry: { maximumAttempts: 10 },
   });
+  // Durable and retried like the download; the heartbeat lets a dead worker's load move on in a minute.
+  // Hours for a start-to-close: a multi-GiB chunk loads at tens of thousands of rows per second.
+  const { loadChunk } = proxyActivities<LoadActivities>({
+    startToCloseTimeout: '6 hours',
+    heartbeatTimeout: '1 minute',
+    summary: `load chunk ${chunk.index} into PostgreSQL`,
+    retry: {
+      initialInterval: options.retry.initialIntervalMs,
+      maximumInterval: options.retry.maximumIntervalMs,
+      backoffCoefficient: 2,
+      maximumAttempts: options.retry.maximumAttempts,
+    },
+  });
+
+  /**
+   * The chunk's load (issue 17): the worker answers `configured: false` when it has no loader
+   * (LOAD_DATABASE_URL), and the result stays as it was. A failed load leaves the file verified and
+   * says why in `load` (loud in the log and the activity's failure); `ccfs-export load` loads it again.
+   */
+  async function loadVerified(result: ChunkResult): Promise<ChunkResult> {
+    if (!result.file || !result.sha256) return result;
+    try {
+      const out = await loadChunk({
+        exportId: input.exportId,
+        chunk: chunk.index,
+        file: result.file,
+        sha256: result.sha256,
+        timeZone: input.timeZone,
+        ...(result.entries && { entries: result.entries.map((e) => ({ name: e.name, rows: e.rows })) }),
+      });
+      if (!out.configured) return result;
+      const { configured: _configured, ...load } = out;
+      return { ...result, load };
+    } catch (err) {
+      const { message, type } = describeFailure(err, options.retry.maximumAttempts);
+      log.error('the chunk could not be loaded into PostgreSQL', { error: message, errorType: type });
+      return {
+        ...result,
+        load: {
+          loadedAt: new Date().toISOString(),
+          rowsInFiles: result.rows ?? 0,
+          rowsInserted: 0,
+          rowsAlreadyPresent: 0,
+          recordRows: 0,
+          recordsWithCdr: 0,
+          recordCdrShare: null,
+          ok: false,
+          error: message,
+          ...(type && { errorType: type }),
+        },
+      };
+    }
+  }
 
   const latency = (cb: CallbackPayload) => {
     const at =
@@ -266,7 +320,10 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
       (cb) => !consumed.has(cb.billFileName) && knownIds().some((id) => callbackMatches(cb, id)),
     );
 
-  async function finish(result: ChunkResult): Promise<ChunkResult> {
+  async function finish(outcome: ChunkResult): Promise<ChunkResult> {
+    // A verified file is loaded into PostgreSQL before it is recorded, when the worker has a loader.
+    const result =
+      outcome.state === 'verified' && patched('load-after-verify') ? await loadVerified(outcome) : outcome;
     enter('done');
     // Record the outcome even when the chunk is being cancelled, so the manifest says what was done.
     try {
