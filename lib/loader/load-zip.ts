@@ -90,6 +90,7 @@ const LOCAL_TIME =
  * seconds and fractions optional (§5 documents `YYYY-MM-DD hh:mm:ss`; other readings are plausible).
  */
 export function localTimestamp(text: string): string | undefined {
+  if (text.length === 19 && canonicalTime(text)) return text;
   const m = LOCAL_TIME.exec(text.trim());
   if (!m) return undefined;
   const y = Number(m[1]);
@@ -104,6 +105,31 @@ export function localTimestamp(text: string): string | undefined {
   if (d > days) return undefined;
   const p = (n: number, w = 2): string => String(n).padStart(w, '0');
   return `${p(y, 4)}-${p(mo)}-${p(d)} ${p(h)}:${p(mi)}:${p(s)}${m[7] ? `.${m[7]}` : ''}`;
+}
+
+const digit = (s: string, i: number): number => s.charCodeAt(i) - 48;
+const two = (s: string, i: number): number => digit(s, i) * 10 + digit(s, i + 1);
+
+/** The documented `YYYY-MM-DD hh:mm:ss`, checked by character: the common case, without a regex. */
+function canonicalTime(s: string): boolean {
+  for (let i = 0; i < 19; i++) {
+    const c = s.charCodeAt(i);
+    if (i === 4 || i === 7) {
+      if (c !== 45) return false;
+    } else if (i === 10) {
+      if (c !== 32) return false;
+    } else if (i === 13 || i === 16) {
+      if (c !== 58) return false;
+    } else if (c < 48 || c > 57) return false;
+  }
+  const y = two(s, 0) * 100 + two(s, 2);
+  const mo = two(s, 5);
+  const d = two(s, 8);
+  if (y < 1 || mo < 1 || mo > 12 || d < 1 || two(s, 11) > 23 || two(s, 14) > 59 || two(s, 17) > 59)
+    return false;
+  if (d <= 28) return true;
+  const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+  return d <= [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][mo - 1]!;
 }
 
 /** COPY text format escaping; NUL cannot be stored in text and is dropped. */
@@ -454,6 +480,9 @@ async function loadEntry(
   }
 
   const stage = stagingName(input.sha256, entry);
+  // Staging in memory where it fits (temp_buffers can only be raised before a session's first
+  // temporary table, so a failure here is ignored: the load is as correct, only slower).
+  await client.query("SET temp_buffers = '256MB'").catch(() => undefined);
   await client.query(`DROP TABLE IF EXISTS ${stage}`);
   await client.query(stagingSql(kind, stage));
   try {
