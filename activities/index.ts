@@ -311,20 +311,23 @@ export function createActivities(deps: ActivityDeps) {
           await output.removePartials(input.exportId, input.chunk.index);
           partial = await output.partialPath(input.exportId, input.chunk.index);
           const target = partial;
-          const { bytes, sha256 } = await withHeartbeats(
+          // Verification runs under the same heartbeat timer as the download: a multi-GiB ZIP takes
+          // seconds to verify, and without heartbeats a 4 GiB one could outlast the heartbeat timeout.
+          const { bytes, sha256, summary } = await withHeartbeats(
             ctx,
             () => progress,
-            async () =>
-              ccfs.downloadBillFile(billFileName, target, {
+            async () => {
+              const got = await ccfs.downloadBillFile(billFileName, target, {
                 signal: ctx.cancellationSignal,
                 // Progress is recorded here and sent by the heartbeat timer: a heartbeat per received
                 // chunk cost ~1.3 s of worker CPU per GiB (bench/results/README.md).
                 onProgress: (n) => {
                   progress.bytes = n;
                 },
-              }),
+              });
+              return { ...got, summary: await verifyZip(target, { dataType: input.dataType }) };
+            },
           );
-          const summary = await verifyZip(target, { dataType: input.dataType });
           const content = describeContent(summary);
           metrics?.ccfsAnswers.inc({ operation: 'downloadBillFile', result: '0' });
           if (content.empty) {
