@@ -152,7 +152,18 @@ export function callbackRouter(deps: CallbackRouteDeps): Router {
   }
 
   async function handle(req: Request, res: Response, target: Target): Promise<void> {
-    let log = deps.logger.child({ route: 'callback', routing: target.kind });
+    // The fields every line of this request carries, merged into each call: a pino child logger per
+    // request serialised its bindings for every callback, a measurable share of the API's CPU per
+    // callback (bench/results/README.md, callbacks).
+    let bound: Record<string, unknown> = { route: 'callback', routing: target.kind };
+    const log = {
+      debug: (fields: object, msg: string) => {
+        if (deps.logger.isLevelEnabled('debug')) deps.logger.debug({ ...bound, ...fields }, msg);
+      },
+      info: (fields: object, msg: string) => deps.logger.info({ ...bound, ...fields }, msg),
+      warn: (fields: object, msg: string) => deps.logger.warn({ ...bound, ...fields }, msg),
+      error: (fields: object, msg: string) => deps.logger.error({ ...bound, ...fields }, msg),
+    };
     const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const path = req.originalUrl.split('?')[0]!;
     let workflowId: string | undefined;
@@ -161,7 +172,7 @@ export function callbackRouter(deps: CallbackRouteDeps): Router {
       workflowId = readCallbackToken(deps.tokenKey, target.token);
       // Each line below names workflowId itself; the export and chunk it addresses are bound here.
       const { exportId, chunk } = workflowLogFields(workflowId);
-      if (exportId) log = log.child({ exportId, chunk });
+      if (exportId) bound = { ...bound, exportId, chunk };
       if (!workflowId) {
         count('unknown_target');
         log.warn({ ip: req.ip }, 'callback for an unknown or forged target');
@@ -244,7 +255,7 @@ export function callbackRouter(deps: CallbackRouteDeps): Router {
         workflowId = found.workflowId;
         runId = found.runId;
         const { exportId, chunk } = workflowLogFields(workflowId);
-        if (exportId) log = log.child({ exportId, chunk });
+        if (exportId) bound = { ...bound, exportId, chunk };
         if (!found.running) {
           count('already_finished');
           log.info({ workflowId, responseId }, 'callback for a chunk that already finished');
