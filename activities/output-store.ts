@@ -5,6 +5,7 @@ import { planChunks } from '../domain/chunking';
 import { parseWallTime } from '../domain/wall-time';
 import type { ChunkResult, ExportRequest, ExportState } from '../workflows/definitions';
 import { EXPORT_ID_PATTERN } from '../workflows/definitions';
+import { indexEntryOf, indexEntryPath, requestWrittenAt, type IndexEntry } from '../lib/export-records';
 
 /**
  * The export's directory: `OUTPUT_DIR/<exportId>/` with the ZIPs (named so a listing sorts by time),
@@ -261,7 +262,20 @@ export class OutputStore {
     };
     const path = this.manifestPath(exportId);
     await writeJsonAtomic(path, manifest);
+    // The durable record of a finished export (lib/export-records.ts): written after the manifest, so an
+    // entry never names a manifest that is not there; coverage and status read it after retention.
+    if (state !== 'running') {
+      const rel = indexEntryPath(request.tenant, exportId);
+      const previous = await readJson<IndexEntry>(join(this.root, rel));
+      const entry = indexEntryOf(manifest, await requestWrittenAt(this.exportDir(exportId)), previous);
+      if (entry) await writeJsonAtomic(join(this.root, rel), entry);
+    }
     return path;
+  }
+
+  /** Path of the index entry of a finished export (lib/export-records.ts), for publishing it. */
+  indexEntryFile(tenant: string, exportId: string): string {
+    return join(this.root, indexEntryPath(tenant, exportId));
   }
 
   /** Temporary download files: all of the export's, or only those of one chunk. */

@@ -52,6 +52,7 @@ export function scheduleRoutes(deps: ScheduleRouteDeps): Router {
     namespace: deps.exports.settings.namespace,
     uiUrl: deps.exports.settings.uiUrl,
     defaultTimeZone: deps.tenantTimeZone,
+    records: deps.exports.settings.records,
   });
   const router = express.Router();
   const paths = ['/schedules', '/coverage'];
@@ -110,6 +111,7 @@ export function scheduleRoutes(deps: ScheduleRouteDeps): Router {
     res.status(202).json(await run(() => service.trigger(id(req.params.id))));
   });
 
+  // Answers once every day's run has started or been skipped (or the wait ran out: `not_started`).
   router.post('/schedules/:id/backfill', async (req, res) => {
     const input = BackfillInput.parse(req.body ?? {});
     res.status(202).json(await run(() => service.backfill(id(req.params.id), input, 'api')));
@@ -122,7 +124,9 @@ export function scheduleRoutes(deps: ScheduleRouteDeps): Router {
 
   router.get('/coverage', async (req, res) => {
     const query = CoverageQuery.parse(req.query);
-    res.json({ coverage: await loadCoverage(deps.client, service, query) });
+    res.json({
+      coverage: await loadCoverage(deps.client, service, query, new Date(), deps.exports.settings.records),
+    });
   });
 
   return router;

@@ -2,6 +2,7 @@ import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { DateTime } from 'luxon';
 import { nextDay, type DayMemo } from '../workflows/daily-export-workflow';
 import { DataTypeKey, DayKey, ExportIdKey, ExportStateKey, TenantKey } from '../workflows/search-attributes';
+import type { ExportRecords } from './export-records';
 import { dueThrough, type ScheduleService, type ScheduleSummaryView } from './schedule-service';
 
 /**
@@ -47,6 +48,8 @@ export interface DayRun {
   error?: string;
   timeZone?: string;
   scheduleId?: string;
+  /** On a run read from the durable record (lib/export-records.ts): how many runs of its export finished. */
+  finishes?: number;
 }
 
 export interface DayCoverage {
@@ -88,6 +91,18 @@ function runOutcome(run: DayRun): 'done' | 'running' | 'failed' {
   return 'failed';
 }
 
+/**
+ * The runs of a day as visibility and the durable record know them together. A recorded export that
+ * visibility also shows closed is described by visibility (its run carries the same outcome); the
+ * record adds what retention deleted. The count of runs is the larger of what either has seen.
+ */
+export function combineRuns(visible: DayRun[], recorded: DayRun[]): { runs: DayRun[]; count: number } {
+  const closed = new Set(visible.filter((r) => r.status !== 'RUNNING').map((r) => r.exportId));
+  const extra = recorded.filter((r) => !closed.has(r.exportId));
+  const finished = recorded.reduce((n, r) => n + (r.finishes ?? 1), 0);
+  return { runs: [...visible, ...extra], count: Math.max(visible.length + extra.length, finished) };
+}
+
 /** The state of one day from all its runs (see the rules at the top). */
 export function dayState(day: string, runs: DayRun[]): DayCoverage {
   if (runs.length === 0) return { day, state: 'missing', runs: 0 };
@@ -126,6 +141,8 @@ export interface SummariseInput {
   to?: string;
   timeZone?: string;
   scheduleIds?: string[];
+  /** Runs read from the durable record (finished exports whose workflows may be gone). */
+  recorded?: DayRun[];
 }
 
 /** Coverage of one tenant and data type over a window of days. */
@@ -137,7 +154,8 @@ export function summarise(input: SummariseInput): PairCoverage {
     timeZone: input.timeZone,
     scheduleIds: input.scheduleIds ?? [],
   };
-  const days = input.runs.map((r) => r.day).sort();
+  const recorded = input.recorded ?? [];
+  const days = [...input.runs, ...recorded].map((r) => r.day).sort();
   const from = input.from ?? days[0];
   const to = input.to ?? days.at(-1);
   if (!from || !to || to < from)
@@ -145,12 +163,15 @@ export function summarise(input: SummariseInput): PairCoverage {
 
   const byDay = new Map<string, DayRun[]>();
   for (const run of input.runs) byDay.set(run.day, [...(byDay.get(run.day) ?? []), run]);
+  const recordedByDay = new Map<string, DayRun[]>();
+  for (const run of recorded) recordedByDay.set(run.day, [...(recordedByDay.get(run.day) ?? []), run]);
   const ranges: CoverageRange[] = [];
   const attention: DayCoverage[] = [];
   let completeThrough: string | null = null;
   let gapSeen = false;
   for (let day = from; day <= to; day = nextDay(day)) {
-    const coverage = dayState(day, byDay.get(day) ?? []);
+    const { runs, count } = combineRuns(byDay.get(day) ?? [], recordedByDay.get(day) ?? []);
+    const coverage = { ...dayState(day, runs), runs: count };
     counts[coverage.state]++;
     const good = coverage.state === 'verified' || coverage.state === 'empty';
     if (!good) gapSeen = true;
@@ -246,8 +267,13 @@ export async function loadCoverage(
   schedules: Pick<ScheduleService, 'list' | 'describe'>,
   query: CoverageQuery,
   now = new Date(),
+  records?: Pick<ExportRecords, 'dayRuns'>,
 ): Promise<PairCoverage[]> {
   const runs = await listDayRuns(client, query);
+  const inWindow = (r: DayRun) => (!query.from || r.day >= query.from) && (!query.to || r.day <= query.to);
+  const recorded = records
+    ? (await records.dayRuns({ tenant: query.tenant, dataType: query.dataType })).filter(inWindow)
+    : [];
   const list = (await schedules.list()).filter(
     (s): s is ScheduleSummaryView & { tenant: string; dataType: string } =>
       s.tenant !== undefined &&
@@ -258,22 +284,23 @@ export async function loadCoverage(
   const key = (tenant: string, dataType: string) => `${tenant}\u0000${dataType}`;
   const pairs = new Map<
     string,
-    { tenant: string; dataType: string; runs: DayRun[]; schedules: typeof list }
+    { tenant: string; dataType: string; runs: DayRun[]; recorded: DayRun[]; schedules: typeof list }
   >();
   const pair = (tenant: string, dataType: string) => {
     const k = key(tenant, dataType);
     let p = pairs.get(k);
-    if (!p) pairs.set(k, (p = { tenant, dataType, runs: [], schedules: [] }));
+    if (!p) pairs.set(k, (p = { tenant, dataType, runs: [], recorded: [], schedules: [] }));
     return p;
   };
   for (const run of runs) pair(run.tenant, run.dataType).runs.push(run);
+  for (const run of recorded) pair(run.tenant, run.dataType).recorded.push(run);
   for (const s of list) pair(s.tenant, s.dataType).schedules.push(s);
 
   const out: PairCoverage[] = [];
   for (const p of [...pairs.values()].sort((a, b) =>
     key(a.tenant, a.dataType).localeCompare(key(b.tenant, b.dataType)),
   )) {
-    const timeZone = p.schedules[0]?.timeZone ?? p.runs.find((r) => r.timeZone)?.timeZone;
+    const timeZone = p.schedules[0]?.timeZone ?? [...p.runs, ...p.recorded].find((r) => r.timeZone)?.timeZone;
     let to = query.to;
     let from = query.from;
     if (!to) {
@@ -282,13 +309,13 @@ export async function loadCoverage(
         .map((s) => dueThrough(s.at!, s.timeZone!, now));
       to =
         due.sort().at(-1) ??
-        p.runs
+        [...p.runs, ...p.recorded]
           .map((r) => r.day)
           .sort()
           .at(-1);
     }
     if (!from) {
-      const starts: string[] = p.runs.map((r) => r.day);
+      const starts: string[] = [...p.runs, ...p.recorded].map((r) => r.day);
       for (const s of p.schedules) {
         const createdAt = (await schedules.describe(s.scheduleId).catch(() => undefined))?.createdAt;
         const first = firstScheduledDay(s, createdAt ? new Date(createdAt) : undefined);
@@ -301,6 +328,7 @@ export async function loadCoverage(
         tenant: p.tenant,
         dataType: p.dataType,
         runs: p.runs,
+        recorded: p.recorded,
         from,
         to,
         timeZone,

@@ -18,6 +18,7 @@ import {
   chunkWorkflowId,
 } from '../workflows/definitions';
 import type { exportWorkflow } from '../workflows';
+import { ledgerOf, type ExportRecords, type IndexEntry } from './export-records';
 import {
   DataTypeKey,
   ExportIdKey,
@@ -33,6 +34,11 @@ export interface ExportServiceSettings {
   namespace: string;
   /** Base URL of the Temporal UI, for links. */
   uiUrl: string;
+  /**
+   * The durable record of finished exports (manifests and index in OUTPUT_DIR / the S3 prefix):
+   * `status` and `list` fall back to it for exports whose workflows retention has deleted.
+   */
+  records?: ExportRecords;
 }
 
 export interface StartedExport {
@@ -194,6 +200,12 @@ export function humanDuration(ms: number): string {
   return `${Math.round(ms / 360_000) / 10} h`;
 }
 
+/** The workflow status an export closed with, by the state its manifest recorded. */
+function recordedStatusName(state: string): string {
+  if (state === 'running') return 'RUNNING';
+  return state === 'cancelled' ? 'CANCELLED' : 'COMPLETED';
+}
+
 /** Starting, reading, listing, cancelling and retrying exports: shared by the API and the CLI. */
 export class ExportService {
   constructor(
@@ -335,7 +347,7 @@ export class ExportService {
    */
   async status(exportId: string): Promise<ExportStatusView | undefined> {
     const description = await this.describe(exportId);
-    if (!description) return undefined;
+    if (!description) return this.recordedStatus(exportId);
     const status = await this.client.workflow.getHandle(exportWorkflowId(exportId)).query(exportStatusQuery);
     const chunks = status.chunks.map((c): ChunkStatus => {
       const workflowId = chunkWorkflowId(exportId, c.index);
@@ -351,6 +363,49 @@ export class ExportService {
       // The current run's start: after a continue-as-new that is later than the export's first start.
       startTime: description.startTime.toISOString(),
       closeTime: description.closeTime?.toISOString(),
+      links: this.links(exportId),
+    };
+  }
+
+  /**
+   * The status of an export Temporal no longer knows (retention deleted its workflow), from its
+   * manifest in the durable record: the same ledger, counts and state; `status` is the workflow
+   * status the export closed with, `startTime`/`closeTime` when its last run wrote its request and
+   * its final manifest. Undefined when the record has no such export either.
+   */
+  private async recordedStatus(exportId: string): Promise<ExportStatusView | undefined> {
+    const found = await this.settings.records?.find(exportId);
+    if (!found) return undefined;
+    const { manifest, entry } = found;
+    const chunks = manifest.chunks.map((c): ChunkStatus => {
+      const workflowId = chunkWorkflowId(exportId, c.index);
+      const ledger = ledgerOf(c);
+      return c.state === 'pending'
+        ? { ...ledger, workflowId }
+        : { ...ledger, workflowId, links: { temporalUi: this.uiLink(workflowId) } };
+    });
+    const t = manifest.totals;
+    return {
+      exportId,
+      workflowId: exportWorkflowId(exportId),
+      state: manifest.state,
+      request: manifest.request,
+      counts: {
+        pending: t.pending,
+        running: 0,
+        verified: t.verified,
+        empty: t.empty,
+        failed: t.failed,
+        cancelled: t.cancelled,
+      },
+      totals: { chunks: t.chunks, bytes: t.bytes, rows: t.rows },
+      chunks,
+      manifestPath: found.manifestPath,
+      span: manifest.span,
+      partial: Boolean((manifest.request as StoredExportRequest).partial),
+      status: recordedStatusName(manifest.state),
+      startTime: entry?.startedAt ?? manifest.updatedAt,
+      closeTime: manifest.state === 'running' ? undefined : (entry?.finishedAt ?? manifest.updatedAt),
       links: this.links(exportId),
     };
   }
@@ -415,7 +470,43 @@ export class ExportService {
       rows.set(wf.workflowId, summary);
       if (rows.size >= limit) break;
     }
+    if (rows.size >= limit || !this.settings.records) return [...rows.values()];
+    // Exports whose workflows retention has deleted are still in the durable record: listed after
+    // what visibility knows (which is newer: it holds what ran within the retention period).
+    const recorded = (
+      await this.settings.records.entries({ tenant: filters.tenant, dataType: filters.dataType })
+    )
+      .filter(
+        (e) =>
+          !rows.has(exportWorkflowId(e.exportId)) &&
+          (state === undefined || e.state === state) &&
+          (!filters.from || e.rangeEnd > new Date(filters.from).toISOString()) &&
+          (!filters.to || e.rangeBegin < new Date(filters.to).toISOString()),
+      )
+      .sort((a, b) => b.finishedAt.localeCompare(a.finishedAt) || b.startedAt.localeCompare(a.startedAt));
+    for (const e of recorded) {
+      if (rows.size >= limit) break;
+      // Visibility may lag a workflow that has just closed: the record must not list it twice.
+      if (await this.describe(e.exportId).catch(() => undefined)) continue;
+      rows.set(exportWorkflowId(e.exportId), this.recordedSummary(e));
+    }
     return [...rows.values()];
+  }
+
+  private recordedSummary(e: IndexEntry): ExportSummary {
+    return {
+      exportId: e.exportId,
+      workflowId: exportWorkflowId(e.exportId),
+      status: recordedStatusName(e.state),
+      state: e.state,
+      tenant: e.tenant,
+      dataType: e.dataType,
+      rangeBegin: e.rangeBegin,
+      rangeEnd: e.rangeEnd,
+      startTime: e.startedAt,
+      closeTime: e.finishedAt,
+      links: this.links(e.exportId),
+    };
   }
 
   /**

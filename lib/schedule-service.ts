@@ -20,7 +20,15 @@ import {
   type DayMemo,
   type dayExportWorkflow,
 } from '../workflows/daily-export-workflow';
-import { DataTypeKey, KindKey, TenantKey } from '../workflows/search-attributes';
+import {
+  DataTypeKey,
+  DayKey,
+  ExportIdKey,
+  ExportStateKey,
+  KindKey,
+  TenantKey,
+} from '../workflows/search-attributes';
+import type { ExportRecords } from './export-records';
 import { ExportOptionsInput, resolveOptions } from './export-input';
 
 /**
@@ -185,7 +193,10 @@ const instantOf = (wall: string, zone: string) => new Date(wallToInstant(parseWa
  * end stops one second before the midnight that starts the day after `to`'s action day.
  */
 export function backfillWindow(from: string, to: string, zone: string): { start: Date; end: Date } {
-  const start = instantOf(`${nextDay(from)} 00:00:00`, zone);
+  // One second early: some servers treat the start as exclusive and would skip an action at exactly
+  // midnight (`at` 00:00). The extra second can only hold the previous day's action at 23:59:59,
+  // which its day's lock skips when that day is done.
+  const start = new Date(instantOf(`${nextDay(from)} 00:00:00`, zone).getTime() - 1000);
   const end = new Date(instantOf(`${nextDay(nextDay(to))} 00:00:00`, zone).getTime() - 1000);
   return { start, end };
 }
@@ -222,6 +233,13 @@ export interface ScheduleServiceSettings {
   uiUrl: string;
   /** Zone of schedules that name none: TENANT_TIME_ZONE, or the tenant's zone from the tenants file (undefined: no such tenant). */
   defaultTimeZone: string | ((tenant: string) => string | undefined);
+  /**
+   * The durable record of finished exports (lib/export-records.ts): a backfill skips the days it
+   * records as verified or empty even when retention has deleted their day workflows (the lock).
+   */
+  records?: Pick<ExportRecords, 'dayRuns'>;
+  /** How long a backfill waits for each day's run to start before it reports the day as not started (default 120 s). */
+  backfillConfirmMs?: number;
 }
 
 export interface ScheduleRun {
@@ -274,16 +292,60 @@ interface ScheduleMemo {
   createdBy: string;
 }
 
+/**
+ * What a backfill did for one day, confirmed against Temporal (not merely asked for):
+ * - `started`: a run of the day's workflow started for this backfill (`runId`);
+ * - `skipped`: the day is already verified or empty (in the durable record or by its day workflow),
+ *   or is being exported right now; `reason` says which, `exportId` names the export;
+ * - `not_started`: no run started within the wait (`reason`): run the backfill again.
+ * `started` (boolean) is kept for callers of the earlier shape: true exactly for `started`.
+ */
+export interface BackfillDay {
+  day: string;
+  dayWorkflowId: string;
+  outcome: 'started' | 'skipped' | 'not_started';
+  started: boolean;
+  reason?: string;
+  runId?: string;
+  exportId?: string;
+}
+
 export interface BackfillResult {
   scheduleId: string;
   from: string;
   to: string;
-  /** `schedule`: through Temporal's backfill (already verified days are skipped by their lock); `force`: day workflows started directly. */
+  /** `schedule`: through Temporal's backfill (already verified days are skipped); `force`: day workflows started directly. */
   mode: 'schedule' | 'force';
-  days: Array<{ day: string; dayWorkflowId: string; started?: boolean; reason?: string }>;
+  days: BackfillDay[];
+  /** Days per outcome. */
+  counts: Record<BackfillDay['outcome'], number>;
 }
 
+const countOutcomes = (days: BackfillDay[]): BackfillResult['counts'] => ({
+  started: days.filter((d) => d.outcome === 'started').length,
+  skipped: days.filter((d) => d.outcome === 'skipped').length,
+  not_started: days.filter((d) => d.outcome === 'not_started').length,
+});
+
+/** Consecutive days as `[first, last]` ranges (one Temporal backfill range each). */
+export function dayRanges(days: string[]): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const day of [...days].sort()) {
+    const last = out.at(-1);
+    if (last && nextDay(last[1]) === day) last[1] = day;
+    else out.push([day, day]);
+  }
+  return out;
+}
+
+const DEFAULT_BACKFILL_CONFIRM_MS = 120_000;
+/** Without a newly started day for this long, the backfill of the days still waiting is asked again. */
+const BACKFILL_STALL_MS = 15_000;
+/** Client and server clocks: a run that started this much before the request still counts as ours. */
+const CLOCK_SLACK_MS = 2_000;
+
 const pad = (n: number) => String(n).padStart(2, '0');
+const quoteQuery = (v: string) => `'${v.replace(/['"\\]/g, '')}'`;
 
 export function defaultScheduleId(tenant: string, dataType: DataType): string {
   return `ccfs-daily-${tenant}-${dataType}`;
@@ -495,10 +557,12 @@ export class ScheduleService {
   }
 
   /**
-   * Exports the days `from`..`to`. Without force, through Temporal's backfill of the schedule: each
-   * run exports the day of its scheduled time, and days already verified or running are skipped by
-   * their lock. With force, each day's workflow is started directly and may run again even if
-   * verified (never while it runs).
+   * Exports the days `from`..`to` and answers what happened to each (`BackfillDay`). Without force:
+   * days the durable record holds as verified or empty are skipped; the others go through Temporal's
+   * backfill of the schedule (each run exports the day of its scheduled time; a day verified or
+   * running is skipped by its lock), and the answer waits until each day's run exists
+   * (`confirmBackfill`). With force, each day's workflow is started directly and may run again even
+   * if verified (never while it runs). Throws `ScheduleError` (`not_found`, `paused`, `invalid`).
    */
   async backfill(
     scheduleId: string,
@@ -519,19 +583,39 @@ export class ScheduleService {
     const days = daysBetween(input.from, input.to);
     const id = (day: string) => dayWorkflowId(action.tenant, action.dataType, day);
     if (!input.force) {
-      await handle.backfill({
-        ...backfillWindow(input.from, input.to, action.timeZone),
-        overlap: 'ALLOW_ALL',
-      });
+      const out = new Map<string, BackfillDay>();
+      // Days the durable record holds as verified or empty are done, whether or not retention has
+      // deleted their day workflows (which are the lock Temporal's backfill relies on).
+      const recorded = this.settings.records
+        ? await this.settings.records.dayRuns({ tenant: action.tenant, dataType: action.dataType })
+        : [];
+      for (const run of recorded) {
+        if (run.status !== 'COMPLETED' || run.day < input.from || run.day > input.to || out.has(run.day))
+          continue;
+        out.set(run.day, {
+          day: run.day,
+          dayWorkflowId: id(run.day),
+          outcome: 'skipped',
+          started: false,
+          reason: `already ${run.state ?? 'verified'} (export ${run.exportId}); use --force to export it again`,
+          exportId: run.exportId,
+        });
+      }
+      const todo = days.filter((d) => !out.has(d));
+      if (todo.length > 0) {
+        for (const d of await this.confirmBackfill(handle, action, todo)) out.set(d.day, d);
+      }
+      const result = days.map((d) => out.get(d)!);
       return {
         scheduleId,
         from: input.from,
         to: input.to,
         mode: 'schedule',
-        days: days.map((day) => ({ day, dayWorkflowId: id(day) })),
+        days: result,
+        counts: countOutcomes(result),
       };
     }
-    const out: BackfillResult['days'] = [];
+    const out: BackfillDay[] = [];
     for (const day of days) {
       const args: DayExportInput = { ...action, day, force: true, origin };
       try {
@@ -545,12 +629,149 @@ export class ScheduleService {
           memo: { timeZone: action.timeZone, scheduleId } satisfies DayMemo,
           staticSummary: `forced re-export of day ${day} of ${action.tenant}/${action.dataType} (${action.timeZone})`,
         });
-        out.push({ day, dayWorkflowId: id(day), started: true });
+        out.push({ day, dayWorkflowId: id(day), outcome: 'started', started: true });
       } catch (err) {
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-        out.push({ day, dayWorkflowId: id(day), started: false, reason: 'being exported right now' });
+        out.push({
+          day,
+          dayWorkflowId: id(day),
+          outcome: 'skipped',
+          started: false,
+          reason: 'being exported right now',
+        });
       }
     }
-    return { scheduleId, from: input.from, to: input.to, mode: 'force', days: out };
+    return {
+      scheduleId,
+      from: input.from,
+      to: input.to,
+      mode: 'force',
+      days: out,
+      counts: countOutcomes(out),
+    };
+  }
+
+  /**
+   * Asks Temporal to backfill the schedule over `days` and waits until each day's run exists: a run
+   * of its day workflow that started after the request (`started`), or the day's workflow already
+   * completed or running (`skipped`: the schedule's run finds the lock taken). Some server versions
+   * drop part of a backfill (several at once on one schedule, or an action exactly at the window's
+   * start): the days still waiting after a stall are asked for again, at most twice, and what never
+   * starts is reported `not_started` with the reason.
+   */
+  private async confirmBackfill(
+    handle: ScheduleHandle,
+    action: DailyExportInput,
+    days: string[],
+  ): Promise<BackfillDay[]> {
+    const id = (day: string) => dayWorkflowId(action.tenant, action.dataType, day);
+    const since = Date.now() - CLOCK_SLACK_MS;
+    const ask = (pending: string[]) =>
+      handle.backfill(
+        dayRanges(pending).map(([from, to]) => ({
+          ...backfillWindow(from, to, action.timeZone),
+          overlap: 'ALLOW_ALL' as const,
+        })),
+      );
+    await ask(days);
+    const done = new Map<string, BackfillDay>();
+    const deadline = Date.now() + (this.settings.backfillConfirmMs ?? DEFAULT_BACKFILL_CONFIRM_MS);
+    let progressAt = Date.now();
+    let asked = 1;
+    for (;;) {
+      const pending = days.filter((d) => !done.has(d));
+      if (pending.length === 0) break;
+      for (const d of await this.dayRunStates(action, pending, since)) {
+        done.set(d.day, d);
+        progressAt = Date.now();
+      }
+      if (days.every((d) => done.has(d)) || Date.now() >= deadline) break;
+      if (Date.now() - progressAt >= BACKFILL_STALL_MS && asked < 3) {
+        await ask(days.filter((d) => !done.has(d)));
+        asked++;
+        progressAt = Date.now();
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const waited = Math.round((this.settings.backfillConfirmMs ?? DEFAULT_BACKFILL_CONFIRM_MS) / 1000);
+    return days.map(
+      (day) =>
+        done.get(day) ?? {
+          day,
+          dayWorkflowId: id(day),
+          outcome: 'not_started',
+          started: false,
+          reason: `no run of ${id(day)} started within ${waited} s although the backfill was asked ${asked} time(s); the schedule took no action for this day — run the backfill again`,
+        },
+    );
+  }
+
+  /** The days of `pending` whose run is settled for a backfill requested at `since` (see confirmBackfill). */
+  private async dayRunStates(
+    action: DailyExportInput,
+    pending: string[],
+    since: number,
+  ): Promise<BackfillDay[]> {
+    const out: BackfillDay[] = [];
+    for (let i = 0; i < pending.length; i += 100) {
+      const batch = pending.slice(i, i + 100);
+      const query = [
+        `WorkflowType = 'dayExportWorkflow'`,
+        `${TenantKey.name} = ${quoteQuery(action.tenant)}`,
+        `${DataTypeKey.name} = ${quoteQuery(action.dataType)}`,
+        `${DayKey.name} IN (${batch.map(quoteQuery).join(', ')})`,
+      ].join(' AND ');
+      const newest = new Map<
+        string,
+        {
+          started: boolean;
+          startTime: number;
+          status: string;
+          state?: string;
+          exportId?: string;
+          runId: string;
+        }
+      >();
+      for await (const wf of this.client.workflow.list({ query })) {
+        const attr = (key: { name: string }) =>
+          wf.typedSearchAttributes.getAll().find((p) => p.key.name === key.name)?.value;
+        const theDay = attr(DayKey);
+        if (typeof theDay !== 'string') continue;
+        // One run that started for this backfill settles the day; otherwise the newest run speaks.
+        const started = wf.startTime.getTime() >= since;
+        const seen = newest.get(theDay);
+        if (seen && (seen.started || (!started && seen.startTime > wf.startTime.getTime()))) continue;
+        const state = attr(ExportStateKey);
+        const exportId = attr(ExportIdKey);
+        newest.set(theDay, {
+          started,
+          startTime: wf.startTime.getTime(),
+          status: wf.status.name,
+          state: typeof state === 'string' ? state : undefined,
+          exportId: typeof exportId === 'string' ? exportId : undefined,
+          runId: wf.runId,
+        });
+      }
+      for (const day of batch) {
+        const run = newest.get(day);
+        if (!run) continue;
+        const base = {
+          day,
+          dayWorkflowId: dayWorkflowId(action.tenant, action.dataType, day),
+          exportId: run.exportId,
+        };
+        if (run.started) out.push({ ...base, outcome: 'started', started: true, runId: run.runId });
+        else if (run.status === 'RUNNING')
+          out.push({ ...base, outcome: 'skipped', started: false, reason: 'being exported right now' });
+        else if (run.status === 'COMPLETED')
+          out.push({
+            ...base,
+            outcome: 'skipped',
+            started: false,
+            reason: `already ${run.state ?? 'verified'}${run.exportId ? ` (export ${run.exportId})` : ''}; use --force to export it again`,
+          });
+      }
+    }
+    return out;
   }
 }

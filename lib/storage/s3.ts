@@ -1,9 +1,11 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, S3Client, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { indexEntryPath, type RecordSource } from '../export-records';
 import type { Logger } from '../logger';
 import type { OutputPublisher, PublishedObject, PublishOptions } from './publisher';
 
@@ -121,7 +123,18 @@ export class S3Publisher implements OutputPublisher {
   }
 
   async publishManifest(input: { exportId: string; path: string }, opts: PublishOptions = {}): Promise<PublishedObject> {
-    return this.#put(this.key(input.exportId, 'manifest.json'), input.path, { contentType: 'application/json' }, opts);
+    const published = await this.#put(this.key(input.exportId, 'manifest.json'), input.path, { contentType: 'application/json' }, opts);
+    // A finished export's index entry (lib/export-records.ts) follows its manifest, so coverage and
+    // status can be answered from the bucket alone once the local copy and the workflows are gone.
+    const manifest = JSON.parse(await readFile(input.path, 'utf8')) as { state?: string; request?: { tenant?: string } };
+    if (manifest.state !== 'running' && manifest.request?.tenant !== undefined) {
+      const rel = indexEntryPath(manifest.request.tenant, input.exportId);
+      const local = join(dirname(dirname(input.path)), rel);
+      if (await stat(local).catch(() => undefined)) {
+        await this.#put([this.#options.prefix, rel].filter(Boolean).join('/'), local, { contentType: 'application/json' }, opts);
+      }
+    }
+    return published;
   }
 
   async #head(key: string): Promise<HeadObjectCommandOutput | undefined> {
@@ -259,4 +272,65 @@ export function createS3Publisher(settings: S3Settings, logger?: Logger): S3Publ
     queueSize: settings.queueSize,
     logger,
   });
+}
+
+/**
+ * Reads the published record back (lib/export-records.ts): manifests and index entries under the
+ * prefix, so `status`, `list` and coverage answer from the bucket when the local OUTPUT_DIR is gone.
+ */
+export class S3RecordSource implements RecordSource {
+  readonly kind = 's3';
+  readonly #prefix: string;
+
+  constructor(
+    readonly client: S3Client,
+    readonly bucket: string,
+    prefix: string,
+  ) {
+    this.#prefix = prefix.replace(/^\/+|\/+$/g, '');
+  }
+
+  #key(rel: string): string {
+    return [this.#prefix, rel === '.' ? '' : rel].filter(Boolean).join('/');
+  }
+
+  async read(rel: string): Promise<string | undefined> {
+    try {
+      const got = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.#key(rel) }));
+      return await got.Body!.transformToString('utf8');
+    } catch (err) {
+      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 404 || (err as Error).name === 'NoSuchKey') return undefined;
+      throw err;
+    }
+  }
+
+  async list(rel: string): Promise<string[]> {
+    const prefix = `${this.#key(rel)}/`.replace(/^\//, '');
+    const names: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }),
+      );
+      for (const o of page.Contents ?? []) if (o.Key) names.push(o.Key.slice(prefix.length));
+      for (const p of page.CommonPrefixes ?? []) if (p.Prefix) names.push(p.Prefix.slice(prefix.length).replace(/\/$/, ''));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return names;
+  }
+
+  location(rel: string): string {
+    return `s3://${this.bucket}/${this.#key(rel)}`;
+  }
+}
+
+/** The S3 record reader for the client side (API, CLI), with the publisher's settings. */
+export function createS3RecordSource(settings: Pick<S3Settings, 'bucket' | 'prefix' | 'endpoint' | 'region' | 'forcePathStyle'>): S3RecordSource {
+  const client = new S3Client({
+    region: settings.region ?? process.env.AWS_REGION ?? 'us-east-1',
+    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+    forcePathStyle: settings.forcePathStyle ?? settings.endpoint !== undefined,
+  });
+  return new S3RecordSource(client, settings.bucket, settings.prefix);
 }
