@@ -7,7 +7,7 @@ import { LoadMismatchError, type LoadZipResult } from '../lib/loader/load-zip';
 import { LoaderConfigError } from '../lib/loader/schema';
 import type { Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
-import type { ChunkLoad } from '../workflows/definitions';
+import type { ChunkLoad, ChunkResult } from '../workflows/definitions';
 import type { OutputStore } from './output-store';
 
 /** What loadChunk needs: the worker's loader (undefined when LOAD_DATABASE_URL is not set). */
@@ -86,6 +86,34 @@ export function createLoadActivities(deps: LoadActivityDeps) {
      * (`LoadReconciliationFailed`), a schema newer than this release too (`LoaderConfig`); a ZIP that
      * no longer verifies is `LoadFileCorrupt`. Database outages are retried.
      */
+    /** The verified chunks of an export in OUTPUT_DIR, in order (for `loadExportWorkflow`). */
+    listLoadableChunks: async (input: { exportId: string }): Promise<LoadChunkInput[]> => {
+      if (!(await deps.output.readRequest(input.exportId))) {
+        throw ApplicationFailure.nonRetryable(`no export ${input.exportId} in OUTPUT_DIR`, 'ExportNotFound');
+      }
+      const results = [...(await deps.output.readChunkResults(input.exportId)).values()];
+      return results
+        .filter(
+          (r): r is ChunkResult & { file: string; sha256: string } =>
+            r.state === 'verified' && !!r.file && !!r.sha256,
+        )
+        .sort((a, b) => a.index - b.index)
+        .map((r) => ({
+          exportId: input.exportId,
+          chunk: r.index,
+          file: r.file,
+          sha256: r.sha256,
+          ...(r.entries && { entries: r.entries.map((e) => ({ name: e.name, rows: e.rows })) }),
+        }));
+    },
+
+    /** Adds a load to a verified chunk's record, so the chunk's record says it is loaded. */
+    saveChunkLoad: async (input: { exportId: string; chunk: number; load: ChunkLoad }): Promise<void> => {
+      const record = (await deps.output.readChunkResults(input.exportId)).get(input.chunk);
+      if (record?.state !== 'verified') return;
+      await deps.output.writeChunkResult(input.exportId, { ...record, load: input.load });
+    },
+
     loadChunk: async (input: LoadChunkInput): Promise<LoadChunkOutput> => {
       const { loader, output, logger } = deps;
       if (!loader) return { configured: false };

@@ -64,6 +64,8 @@ export async function createWorkers(
       prepareExport: activities.prepareExport,
       writeManifest: activities.writeManifest,
       loadChunk: load.loadChunk,
+      listLoadableChunks: load.listLoadableChunks,
+      saveChunkLoad: load.saveChunkLoad,
     },
   });
   const ccfs = await Worker.create({

@@ -319,6 +319,31 @@ export function chunkWorkflowId(exportId: string, index: number): string {
   return `${exportWorkflowId(exportId)}/chunk-${String(index).padStart(4, '0')}`;
 }
 
+/** The workflow that loads an existing export into PostgreSQL (`ccfs-export load`, issue 17). */
+export function loadExportWorkflowId(exportId: string): string {
+  return `${exportWorkflowId(exportId)}/load`;
+}
+
+export interface LoadExportWorkflowInput {
+  exportId: string;
+}
+
+/** One verified chunk of a `loadExportWorkflow`: its load, or why it could not be loaded. */
+export interface ExportChunkLoad {
+  index: number;
+  file: string;
+  load?: ChunkLoad;
+  error?: string;
+}
+
+export interface LoadExportWorkflowResult {
+  exportId: string;
+  chunks: ExportChunkLoad[];
+  totals: { chunks: number; loaded: number; rowsInFiles: number; rowsInserted: number; rowsAlreadyPresent: number };
+  /** Every verified chunk loaded and reconciled. */
+  ok: boolean;
+}
+
 /** Export IDs become workflow IDs and directory names, so they are kept to a safe alphabet. */
 export const EXPORT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 

@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Manifest } from '../../activities/output-store';
+import { OutputStore, type Manifest } from '../../activities/output-store';
 import { freePort } from '../../dev/temporal-server';
 import { ExportService } from '../../lib/export-service';
 import { loadExport } from '../../lib/loader/load-export';
+import { loadExportAndWait } from '../../lib/loader/load-service';
 import { Loader } from '../../lib/loader/loader';
 import { startSimulator, type RunningSimulator } from '../../simulator/app';
 import { readManifest, testRequest } from '../support/exports';
@@ -37,16 +38,21 @@ let exports: ExportService;
 let bundle: string;
 let common: Record<string, string>;
 
-async function startWorker(databaseUrl: string, name: string): Promise<ServiceProcess> {
+async function startWorker(
+  databaseUrl: string | undefined,
+  name: string,
+  taskQueue = common.TEMPORAL_TASK_QUEUE!,
+): Promise<ServiceProcess> {
   return startService(
     'worker',
     {
       ...common,
+      TEMPORAL_TASK_QUEUE: taskQueue,
       WORKFLOW_BUNDLE_PATH: bundle,
       WORKER_METRICS_PORT: String(await freePortPair()),
       CCFS_MAX_CALLS_PER_SECOND: '500',
       WORKER_SHUTDOWN_GRACE_SECONDS: '1',
-      LOAD_DATABASE_URL: databaseUrl,
+      ...(databaseUrl && { LOAD_DATABASE_URL: databaseUrl }),
     },
     name,
   );
@@ -271,6 +277,55 @@ describe('a worker SIGKILLed while it loads', () => {
       expect(new Set(got.record)).toEqual(expected.record);
     } finally {
       sim.simulator.setOptions({ callsPerHour: 20 });
+      await worker.stop('SIGKILL');
+      await pool.end();
+    }
+  });
+});
+
+describe('an export made before the loader was configured', () => {
+  it('is loaded by ccfs-export load through the workers once they have a loader, every row once', async () => {
+    const taskQueue = `loader-late-${randomUUID()}`;
+    const url = postgres.createDatabase('late');
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    const client = new Client({ connection });
+    const late = new ExportService(client, {
+      taskQueue,
+      namespace: 'default',
+      uiUrl: 'http://localhost:8233',
+    });
+    let worker = await startWorker(undefined, 'worker-without-loader', taskQueue);
+    try {
+      const from = '2024-09-01 00:00:00';
+      const to = '2024-09-05 00:00:00';
+      const request = testRequest({ from, to, options: { chunkHours: 48 } });
+      await late.start(request);
+      const result = await late.result(request.exportId);
+      expect(result.state).toBe('completed');
+      const before = await readManifest(result.manifestPath);
+      for (const chunk of before.chunks) expect('load' in chunk && chunk.load).toBeFalsy();
+      // Without a loader the load refuses, saying what to configure.
+      await expect(loadExportAndWait(client, taskQueue, request.exportId)).rejects.toMatchObject({
+        cause: { type: 'LoaderNotConfigured' },
+      });
+
+      await worker.stop('SIGTERM', 10_000);
+      worker = await startWorker(url, 'worker-with-loader', taskQueue);
+      const loaded = await loadExportAndWait(client, taskQueue, request.exportId);
+      expect(loaded.ok).toBe(true);
+      expect(loaded.totals).toMatchObject({ chunks: 2, loaded: 2 });
+      expect(loaded.totals.rowsInserted + loaded.totals.rowsAlreadyPresent).toBe(loaded.totals.rowsInFiles);
+      const expected = expectedKeys(from, to);
+      const got = await tableKeys(pool);
+      expect(got.call).toHaveLength(expected.call.size);
+      expect(new Set(got.call)).toEqual(expected.call);
+      expect(new Set(got.record)).toEqual(expected.record);
+      // Each chunk's record now says it is loaded; a second load inserts nothing.
+      const records = await new OutputStore(outputDir).readChunkResults(request.exportId);
+      for (const r of records.values()) expect(r.load?.ok).toBe(true);
+      const again = await loadExportAndWait(client, taskQueue, request.exportId);
+      expect(again.totals.rowsInserted).toBe(0);
+    } finally {
       await worker.stop('SIGKILL');
       await pool.end();
     }
