@@ -127,8 +127,8 @@ export async function utilisation(ctx: BenchContext): Promise<{ figures: Figure[
       metric: `${r.label}: wall / bound`,
       value: `${fmt.ms(r.wallMs)} = bound +${fmt.pct(r.overBound)}: first query ${fmt.ms(r.firstQueryMs)}, ${Math.ceil(N / K) - 1} × slot idle, tail ${fmt.ms(r.tailMs)}`,
       raw: r.wallMs / r.boundMs,
-      target: '≤ +10 %',
-      met: r.overBound <= 0.1,
+      // Issue 14: with the shipped defaults, within 5 % of the bound; the other variants are for comparison.
+      ...(r.label.startsWith('defaults') && { target: '≤ +5 %', met: r.overBound <= 0.05 }),
     });
     figures.push({
       bench: b,

@@ -11,6 +11,7 @@ import { Connection } from '@temporalio/client';
 import { registerSearchAttributes } from '../scripts/register-search-attributes';
 import { portIsFree, startDevServer, type DevServer } from './temporal-server';
 import { lockDataDir, pidAlive, type LockOwner } from './data-dir-lock';
+import { WORKER_MEMORY_ENV, workerNodeOptions } from '../worker/memory-settings';
 
 /**
  * `npm start`: the whole service on one machine. A Temporal dev server with a SQLite file and its
@@ -308,7 +309,13 @@ async function main(): Promise<void> {
   }
   // Fail here, with the key named, rather than in two children at once.
   loadConfig({ ...env, ...childEnv }, '');
-  run('worker', 'worker/main.ts', childEnv);
+  // The worker starts with the product's memory settings (worker/memory-settings.ts); the operator's
+  // own NODE_OPTIONS come after them, so they win, and an operator's MALLOC_ARENA_MAX is kept.
+  run('worker', 'worker/main.ts', {
+    ...childEnv,
+    MALLOC_ARENA_MAX: env.MALLOC_ARENA_MAX ?? WORKER_MEMORY_ENV.MALLOC_ARENA_MAX,
+    NODE_OPTIONS: [workerNodeOptions(), env.NODE_OPTIONS].filter(Boolean).join(' '),
+  });
   run('api', 'api/main.ts', childEnv);
 
   const api = `http://localhost:${ports.API_PORT}`;

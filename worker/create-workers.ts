@@ -5,6 +5,7 @@ import { createActivities, type ActivityDeps } from '../activities';
 import { createLoadActivities } from '../activities/load';
 import type { Loader } from '../lib/loader/loader';
 import { ccfsTaskQueue } from '../workflows/definitions';
+import { WORKER_MAX_CACHED_WORKFLOWS } from './memory-settings';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 export const WORKFLOW_BUNDLE_PATH = fileURLToPath(new URL('../dist/workflow-bundle.js', import.meta.url));
@@ -58,6 +59,8 @@ export async function createWorkers(
     ...common,
     ...workflowSource,
     taskQueue: settings.taskQueue,
+    // Explicit: the SDK's default follows the heap limit, which the worker's memory settings lower.
+    maxCachedWorkflows: WORKER_MAX_CACHED_WORKFLOWS,
     activities: {
       saveChunkResult: activities.saveChunkResult,
       saveChunkResults: activities.saveChunkResults,

@@ -9,6 +9,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { startDevServer, freePort, portIsFree, type DevServer } from '../../dev/temporal-server';
 import { ExportService } from '../../lib/export-service';
 import { WORKFLOWS_PATH } from '../../worker/create-workers';
+import { WORKER_MEMORY_ENV, workerNodeOptions } from '../../worker/memory-settings';
 // @ts-expect-error -- plain ESM helper shared with the bootstrap (Node built-ins only, no types)
 import { ensureTemporalCli } from '../../scripts/temporal-cli.mjs';
 import { createSimulator, type Simulator, type SimulatorOptions } from '../../simulator/app';
@@ -21,7 +22,12 @@ export const BENCH_SK = `sk-bench-${randomBytes(12).toString('hex')}`;
 /** A headless, in-memory Temporal dev server for this bench run only. */
 export async function startTemporal(dir: string): Promise<DevServer> {
   const cli = (ensureTemporalCli as (log?: (l: string) => void) => string)((l) => console.error(l));
-  return startDevServer({ cli, port: await freePort(), logFile: join(dir, 'temporal.log'), readyTimeoutMs: 120_000 });
+  return startDevServer({
+    cli,
+    port: await freePort(),
+    logFile: join(dir, 'temporal.log'),
+    readyTimeoutMs: 120_000,
+  });
 }
 
 export interface SimRequest {
@@ -74,7 +80,10 @@ export async function startBenchSimulator(options: Partial<SimulatorOptions>): P
  * load it through WORKFLOW_BUNDLE_PATH instead of running webpack inside the worker at start.
  */
 export async function buildWorkflowBundle(path: string): Promise<void> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+  });
   writeFileSync(path, code);
 }
 
@@ -134,7 +143,9 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   const profileArgs = (who: string) =>
     // One file per thread (main thread = tid 0, then the loader and workflow threads), so a directory each.
-    options.profile ? ['--cpu-prof', '--cpu-prof-dir', join(options.dir, 'profiles', `${options.profile}-${who}`)] : [];
+    options.profile
+      ? ['--cpu-prof', '--cpu-prof-dir', join(options.dir, 'profiles', `${options.profile}-${who}`)]
+      : [];
   const common: NodeJS.ProcessEnv = {
     TEMPORAL_ADDRESS: options.temporalAddress,
     TEMPORAL_NAMESPACE: 'default',
@@ -161,6 +172,9 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
     'worker/main.ts',
     {
       ...common,
+      // Started as the product starts it (dev/launcher.ts, the image, compose): its memory settings.
+      ...WORKER_MEMORY_ENV,
+      NODE_OPTIONS: workerNodeOptions(),
       WORKER_METRICS_PORT: String(metricsPort),
       // A worker that bundles at start (webpack inside the worker) stays ~130 MB larger for its lifetime.
       ...(options.workflowBundle && { WORKFLOW_BUNDLE_PATH: options.workflowBundle }),
@@ -173,14 +187,21 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
   const workerRss = new RssSampler(worker.pid).start();
   const apiRss = new RssSampler(api.pid).start();
   try {
-    await Promise.all([api.waitForLine((l) => l.includes('"api listening"')), worker.waitForLine((l) => l.includes('"worker started"'))]);
+    await Promise.all([
+      api.waitForLine((l) => l.includes('"api listening"')),
+      worker.waitForLine((l) => l.includes('"worker started"')),
+    ]);
   } catch (err) {
     await Promise.all([api.stop(), worker.stop()]);
     throw err;
   }
   const connection = await Connection.connect({ address: options.temporalAddress });
   const client = new Client({ connection, namespace: 'default' });
-  const exports = new ExportService(client, { taskQueue, namespace: 'default', uiUrl: 'http://localhost:8233' });
+  const exports = new ExportService(client, {
+    taskQueue,
+    namespace: 'default',
+    uiUrl: 'http://localhost:8233',
+  });
   // Give the worker a moment to settle after bundling before calling its memory "idle".
   await new Promise((r) => setTimeout(r, 1000));
   const workerIdleRss = workerRss.sample();
@@ -198,7 +219,12 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
     async workerMemory() {
       const text = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text());
       const out: Record<string, number> = {};
-      for (const name of ['nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes', 'process_resident_memory_bytes']) {
+      for (const name of [
+        'nodejs_heap_size_used_bytes',
+        'nodejs_heap_size_total_bytes',
+        'nodejs_external_memory_bytes',
+        'process_resident_memory_bytes',
+      ]) {
         const m = new RegExp(`^\\w*${name} (\\S+)`, 'm').exec(text);
         if (m) out[name] = Number(m[1]);
       }
