@@ -199,6 +199,9 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
     }
   }
 
+  /** The load's reconciliation, for the chunk's details in the Temporal UI (once loaded). */
+  let loadLine: string | undefined;
+
   function render(): void {
     const every = `every ${seconds(probeIntervalMs())} s`;
     const names = probeNames.map((n) => `\`${n}\``).join(', ');
@@ -228,6 +231,7 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
           : []),
         `- download attempts: ${downloadAttempts}`,
         ...warnings.map((w) => `- ⚠ warning: ${w}`),
+        ...(loadLine ? [loadLine] : []),
       ].join('\n'),
     );
   }
@@ -288,9 +292,15 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
       });
       if (!out.configured) return result;
       const { configured: _configured, ...load } = out;
+      const share =
+        load.recordCdrShare === null
+          ? ''
+          : `, ${(load.recordCdrShare * 100).toFixed(1)} % of recordings with a CDR`;
+      loadLine = `- loaded into PostgreSQL: ${load.rowsInFiles} rows in files = ${load.rowsInserted} inserted + ${load.rowsAlreadyPresent} already present${share}`;
       return { ...result, load };
     } catch (err) {
       const { message, type } = describeFailure(err, options.retry.maximumAttempts);
+      loadLine = `- ⚠ load into PostgreSQL failed: ${message}`;
       log.error('the chunk could not be loaded into PostgreSQL', { error: message, errorType: type });
       return {
         ...result,
