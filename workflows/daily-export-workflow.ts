@@ -14,6 +14,12 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { MAX_CHUNK_SECONDS } from '../domain/chunking';
+import {
+  dailyInputProblem,
+  dayInputProblem,
+  INVALID_WORKFLOW_INPUT,
+  type InputProblem,
+} from '../domain/input-checks';
 import { formatWallTime, parseWallTime, previousLocalDay, wallToInstant } from '../domain/wall-time';
 import {
   exportWorkflowId,
@@ -153,6 +159,21 @@ export interface DayMemo {
   error?: string;
 }
 
+/**
+ * Fails the run on input no day can be derived from (a bad zone, data type or day), naming the field:
+ * a plain error there would retry the workflow task forever. Valid input issues no command here, so
+ * runs in flight replay unchanged.
+ */
+function refuseInvalidInput(problem: InputProblem | undefined): void {
+  if (!problem) return;
+  throw ApplicationFailure.create({
+    type: INVALID_WORKFLOW_INPUT,
+    message: `invalid input: ${problem.field}: ${problem.problem}`,
+    nonRetryable: true,
+    details: [problem],
+  });
+}
+
 function scheduledTime(): Date | undefined {
   return workflowInfo().typedSearchAttributes.get(ScheduledStartTimeKey);
 }
@@ -169,6 +190,7 @@ const message = (err: unknown): string => {
  * that day's `dayExportWorkflow`, or reports why it did not (the day is verified, empty or running).
  */
 export async function dailyExportWorkflow(input: DailyExportInput): Promise<DailyExportResult> {
+  refuseInvalidInput(dailyInputProblem(input));
   const scheduled = scheduledTime();
   if (!scheduled) {
     throw ApplicationFailure.nonRetryable(
@@ -221,6 +243,7 @@ export async function dailyExportWorkflow(input: DailyExportInput): Promise<Dail
  * at most 25 hours) and completes only when every chunk is verified or empty.
  */
 export async function dayExportWorkflow(input: DayExportInput): Promise<DayExportResult> {
+  refuseInvalidInput(dayInputProblem(input));
   const { begin, end } = dayRange(input.day);
   // A forced run writes a fresh directory: the verified files of the earlier run stay untouched, and
   // the export does not reuse them (an export resumes the chunks it finds on disk).

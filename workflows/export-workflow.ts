@@ -18,6 +18,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { planChunks } from '../domain/chunking';
+import { exportRequestProblem, INVALID_WORKFLOW_INPUT } from '../domain/input-checks';
 import { chunkWorkflow } from './chunk-workflow';
 import {
   chunkFinishedSignal,
@@ -121,6 +122,16 @@ function describeWaitingChunk(c: WaitingChunk): string {
  * Runs of the previous release (children awaited by result) replay on `legacyExportWorkflow`.
  */
 export async function exportWorkflow(input: ExportWorkflowInput): Promise<ExportResult> {
+  // Input that would make planning throw fails the run, naming the field, instead of retrying the
+  // workflow task forever (no command for valid input: runs in flight replay unchanged).
+  const problem = exportRequestProblem(input.request);
+  if (problem)
+    throw ApplicationFailure.create({
+      type: INVALID_WORKFLOW_INPUT,
+      message: `invalid input: ${problem.field}: ${problem.problem}`,
+      nonRetryable: true,
+      details: [problem],
+    });
   if (input.chunksOutliveRuns || patched(CHUNKS_OUTLIVE_RUNS_PATCH)) return await runExport(input);
   return await legacyExportWorkflow(input);
 }
