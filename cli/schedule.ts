@@ -275,9 +275,14 @@ export function scheduleCommands(ctx: ScheduleCliContext): Command[] {
         print(opts.json, result, () => [
           result.mode === 'force'
             ? `forced re-export of ${result.days.length} day(s), ${result.from} … ${result.to}:`
-            : `backfill of ${result.days.length} day(s), ${result.from} … ${result.to}, through schedule ${id} (verified days are skipped):`,
-          ...result.days.map(
-            (d) => `  ${d.day}  ${d.started === false ? `not started: ${d.reason}` : d.dayWorkflowId}`,
+            : `backfill of ${result.days.length} day(s), ${result.from} … ${result.to}, through schedule ${id}: ${result.counts.started} started, ${result.counts.skipped} skipped, ${result.counts.not_started} not started`,
+        // A day that did not start is not done: exit 2, as an export that finished with failures does.
+        if (result.counts.not_started > 0)
+          throw ctx.fail(`${result.counts.not_started} day(s) did not start; run the backfill again`, 2);
+          ...result.days.map((d) =>
+            d.outcome === 'started'
+              ? `  ${d.day}  started  ${d.dayWorkflowId}`
+              : `  ${d.day}  ${d.outcome === 'skipped' ? 'skipped' : 'NOT STARTED'}: ${d.reason}`,
           ),
           'follow with: ccfs-export coverage',
         ]);
@@ -304,12 +309,13 @@ export function scheduleCommands(ctx: ScheduleCliContext): Command[] {
           throw ctx.fail(`${name} must be a day as yyyy-MM-dd`);
       }
       await withService(async (service, client) => {
-        const rows = await loadCoverage(client, service, {
-          tenant: opts.tenant,
-          dataType: opts.type,
-          from: opts.from,
-          to: opts.to,
-        });
+        const rows = await loadCoverage(
+          client,
+          service,
+          { tenant: opts.tenant, dataType: opts.type, from: opts.from, to: opts.to },
+          new Date(),
+          service.settings.records,
+        );
         print(opts.json, rows, () =>
           rows.length === 0 ? ['no daily exports yet'] : rows.flatMap((c) => [...coverageLines(c), '']),
         );

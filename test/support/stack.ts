@@ -14,7 +14,9 @@ import { OutputStore } from '../../activities/output-store';
 import { createApp } from '../../api/app';
 import { CcfsClient } from '../../ccfs/client';
 import { callbackKey } from '../../lib/callback-token';
+import type { ExportRecords } from '../../lib/export-records';
 import { ExportService } from '../../lib/export-service';
+import type { OutputPublisher } from '../../lib/storage/publisher';
 import type { Logger } from '../../lib/logger';
 import { Metrics } from '../../lib/metrics';
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../../simulator/app';
@@ -39,6 +41,10 @@ export interface StackOptions {
   /** The worker's CALLBACK_MODE / CALLBACK_ROUTING (ActivityDeps.callback); defaults as in production. */
   workerCallback?: Partial<Pick<ActivityDeps['callback'], 'mode' | 'routing'>>;
   apiTokens?: string[];
+  /** The durable record the API reads (lib/export-records.ts), built over the stack's output directory. */
+  records?: (outputDir: string) => ExportRecords;
+  /** The worker's shared copy of the output (ActivityDeps.publish), e.g. an S3Publisher. */
+  publish?: OutputPublisher;
 }
 
 export interface Stack {
@@ -92,7 +98,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const metrics = new Metrics({ defaultMetrics: false });
   const connection = await Connection.connect({ address });
   const client = new Client({ connection });
-  const exports = new ExportService(client, { taskQueue, namespace: 'default', uiUrl: 'http://localhost:8233' });
+  const exports = new ExportService(client, {
+    taskQueue,
+    namespace: 'default',
+    uiUrl: 'http://localhost:8233',
+    ...(options.records && { records: options.records(outputDir) }),
+  });
   const tokenKey = callbackKey(undefined, TEST_SK);
   const app = createApp({
     client,
@@ -124,6 +135,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     metrics,
   };
   const nativeConnection = await NativeConnection.connect({ address });
+    ...(options.publish && { publish: options.publish }),
   const workers = await createWorkers(
     { connection: nativeConnection, namespace: 'default', taskQueue, ccfsCallsPerSecond: 200, ccfsConcurrency: 20, workflowBundle: await workflowBundle() },
     deps,
