@@ -4,6 +4,7 @@ import { loadConfig, requireCcfs } from '../lib/config';
 import { createLogger } from '../lib/logger';
 import { Metrics } from '../lib/metrics';
 import { temporalConnectionOptions } from '../lib/temporal';
+import { requireSearchAttributes } from '../lib/search-attribute-check';
 import { PinoTemporalLogger } from '../lib/temporal-logger';
 import { activityDepsFromConfig } from './activity-deps';
 import { createWorkers, runWorkers } from './create-workers';
@@ -59,6 +60,20 @@ async function main(): Promise<void> {
   metricsServer.listen(config.WORKER_METRICS_PORT, metricsHost);
 
   const connection = await NativeConnection.connect(temporalConnectionOptions(config));
+  // Before any worker polls: a namespace without the Ccfs* attributes would fail every export start
+  // and child start with a gRPC error; refuse to start instead, naming them and the command to run.
+  try {
+    const checked = await requireSearchAttributes(connection, config.TEMPORAL_NAMESPACE);
+    if (!checked.checked)
+      logger.warn(
+        { reason: checked.reason },
+        'the server does not let this client list search attributes: not checked (npm run register-search-attributes registers them)',
+      );
+  } catch (err) {
+    metricsServer.close();
+    await connection.close();
+    throw err;
+  }
   const workers = await createWorkers(
     {
       connection,
