@@ -4,10 +4,11 @@ import helmet from 'helmet';
 import { rateLimit } from 'express-rate-limit';
 import { z } from 'zod';
 import type { Client } from '@temporalio/client';
-import { buildExportRequest, StartExportInput } from '../lib/export-input';
+import { exportRequestFor, StartExportInput } from '../lib/export-input';
 import { EXPORT_STATES, ExportRequestError, normalizeState, type ExportService } from '../lib/export-service';
 import type { Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
+import { UnknownTenantError } from '../lib/tenants';
 import { EXPORT_ID_PATTERN } from '../workflows/definitions';
 import { callbackRouter, type CallbackRouteDeps } from './callback-route';
 import { errorHandler, HttpError } from './http-error';
@@ -19,8 +20,13 @@ export interface AppDeps {
   taskQueue: string;
   /** The zone of exports that give none: one for all, or per tenant (undefined: the tenant is not configured). */
   tenantTimeZone: string | ((tenant: string) => string | undefined);
-  /** Bearer tokens for the management API; when empty the API is open (development only). */
+  /**
+   * Bearer tokens for the management API (`/exports*`, `/schedules*`, `/coverage`, `/metrics`). When
+   * empty, every management request is refused (401) unless `apiAuth` is `none`: secure by default.
+   */
   apiTokens: string[];
+  /** `none` (API_AUTH=none, development and tests only): the management API is open when `apiTokens` is empty. */
+  apiAuth?: 'token' | 'none';
   callback: Omit<CallbackRouteDeps, 'client' | 'logger' | 'metrics'>;
   logger: Logger;
   metrics?: Metrics;
@@ -32,7 +38,9 @@ const ListQuery = z
   .object({
     tenant: z.string().max(64).optional(),
     // `canceled` (US spelling) is read as `cancelled`; anything else unknown is refused with the list.
-    state: z.preprocess((v) => (typeof v === 'string' ? normalizeState(v) : v), z.enum(EXPORT_STATES)).optional(),
+    state: z
+      .preprocess((v) => (typeof v === 'string' ? normalizeState(v) : v), z.enum(EXPORT_STATES))
+      .optional(),
     dataType: z.enum(['call', 'record', 'call_record']).optional(),
     from: z.iso.datetime({ offset: true }).optional(),
     to: z.iso.datetime({ offset: true }).optional(),
@@ -42,10 +50,11 @@ const ListQuery = z
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-function bearerAuth(tokens: string[]): RequestHandler {
+/** Requires one of `tokens` as `Authorization: Bearer …`; no tokens refuse everything unless `open`. */
+function bearerAuth(tokens: string[], open: boolean): RequestHandler {
   const digests = tokens.map(digest);
   return (req, _res, next) => {
-    if (digests.length === 0) return next();
+    if (digests.length === 0 && open) return next();
     const match = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
     // Compare digests, so the comparison is constant-time whatever the lengths.
     const given = match ? digest(match[1]!) : undefined;
@@ -56,7 +65,8 @@ function bearerAuth(tokens: string[]): RequestHandler {
 
 function exportIdParam(value: unknown): string {
   const id = String(value);
-  if (!EXPORT_ID_PATTERN.test(id)) throw new HttpError(400, 'invalid_export_id', 'export ID has characters that are not allowed');
+  if (!EXPORT_ID_PATTERN.test(id))
+    throw new HttpError(400, 'invalid_export_id', 'export ID has characters that are not allowed');
   return id;
 }
 
@@ -66,6 +76,7 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   app.use(helmet());
+  const auth = bearerAuth(deps.apiTokens, deps.apiAuth === 'none');
 
   app.get('/healthz', async (_req, res) => {
     const components: Record<string, string> = { api: 'ok' };
@@ -85,17 +96,26 @@ export function createApp(deps: AppDeps): Express {
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', components });
   });
 
-  app.get('/metrics', bearerAuth(deps.apiTokens), async (_req, res) => {
+  app.get('/metrics', auth, async (_req, res) => {
     if (!deps.metrics) throw new HttpError(404, 'not_found', 'metrics are disabled');
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 
   // At the root: the token route, and with CALLBACK_ROUTING=response-id the fixed URL's path (`/` included).
-  app.use(callbackRouter({ ...deps.callback, client: deps.client, logger: deps.logger, metrics: deps.metrics }));
+  app.use(
+    callbackRouter({ ...deps.callback, client: deps.client, logger: deps.logger, metrics: deps.metrics }),
+  );
 
   const api = express.Router();
-  api.use(rateLimit({ windowMs: 60_000, limit: deps.rateLimitPerMinute ?? 600, standardHeaders: 'draft-8', legacyHeaders: false }));
-  api.use(bearerAuth(deps.apiTokens));
+  api.use(
+    rateLimit({
+      windowMs: 60_000,
+      limit: deps.rateLimitPerMinute ?? 600,
+      standardHeaders: 'draft-8',
+      legacyHeaders: false,
+    }),
+  );
+  api.use(auth);
   api.use(express.json({ limit: '32kb' }));
 
   api.post('/', async (req, res) => {
@@ -108,17 +128,27 @@ export function createApp(deps: AppDeps): Express {
     if (allowPartial !== undefined && typeof allowPartial !== 'boolean')
       throw new HttpError(400, 'invalid_request', 'allowPartial must be true or false');
     const input = StartExportInput.parse(body);
-    const tenant = input.filters?.accountId ?? 'default';
-    const timeZone = typeof deps.tenantTimeZone === 'string' ? deps.tenantTimeZone : deps.tenantTimeZone(tenant);
-    if (timeZone === undefined) throw new HttpError(400, 'unknown_tenant', `no tenant "${tenant}" is configured`);
-    const request = buildExportRequest(input, { timeZone, origin: 'api' });
+    const zones = deps.tenantTimeZone;
+    let request;
+    try {
+      // The rule the CLI applies too (lib/client-services.ts): the tenant's zone, an unknown tenant refused.
+      request = exportRequestFor(input, typeof zones === 'string' ? () => zones : zones, 'api');
+    } catch (err) {
+      if (err instanceof UnknownTenantError)
+        throw new HttpError(400, 'unknown_tenant', `no tenant "${err.tenant}" is configured`);
+      throw err;
+    }
     let started;
     try {
       started = await deps.exports.start(request, {}, { allowPartial: allowPartial === true });
     } catch (err) {
       if (!(err instanceof ExportRequestError)) throw err;
       const status = err.code === 'export_id_conflict' ? 409 : 400;
-      throw new HttpError(status, err.code, err.message, { error: err.code, message: err.message, fields: err.fields });
+      throw new HttpError(status, err.code, err.message, {
+        error: err.code,
+        message: err.message,
+        fields: err.fields,
+      });
     }
     res.status(started.created ? 201 : 200).json(started);
   });
@@ -149,14 +179,18 @@ export function createApp(deps: AppDeps): Express {
     if ('error' in started) {
       if (started.error === 'not-found') throw new HttpError(404, 'not_found', 'no export with this ID');
       if (started.error === 'nothing-to-retry')
-        throw new HttpError(409, 'nothing_to_retry', `the export ${'state' in started ? started.state : 'finished'}: every chunk is verified or empty, nothing to retry`);
+        throw new HttpError(
+          409,
+          'nothing_to_retry',
+          `the export ${'state' in started ? started.state : 'finished'}: every chunk is verified or empty, nothing to retry`,
+        );
       throw new HttpError(409, 'still_running', 'the export is still running; retry it once it has finished');
     }
     res.status(202).json(started);
   });
 
   app.use('/exports', api);
-  app.use(scheduleRoutes({ ...deps, auth: bearerAuth(deps.apiTokens) }));
+  app.use(scheduleRoutes({ ...deps, auth }));
   app.use((_req, _res, next) => next(new HttpError(404, 'not_found', 'no such route')));
   app.use(errorHandler(deps.logger));
   return app;

@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError } from '@temporalio/client';
+import { connectClientServices, TemporalUnavailableError, type ClientServices } from '../lib/client-services';
 import { loadConfig, type Config } from '../lib/config';
-import { buildExportRequest, describeIssues, StartExportInput } from '../lib/export-input';
+import { describeIssues, StartExportInput } from '../lib/export-input';
 import {
   EXPORT_STATES,
   ExportRequestError,
@@ -11,7 +12,7 @@ import {
   normalizeState,
   type ExportStatusView,
 } from '../lib/export-service';
-import { temporalConnectionOptions } from '../lib/temporal';
+import { UnknownTenantError } from '../lib/tenants';
 import { simulatorCommand } from '../simulator/main';
 import { FILTER_KEYS } from '../ccfs/protocol';
 import { formatBytes, formatInstant, ProgressReporter, table, waitingSummary } from './progress';
@@ -41,23 +42,13 @@ const number = (name: string) => (value: string) => {
   return n;
 };
 
-async function connect(config: Config): Promise<{ service: ExportService; close(): Promise<void> }> {
-  let connection: Connection;
+async function connect(config: Config): Promise<ClientServices> {
   try {
-    connection = await Connection.connect({ ...temporalConnectionOptions(config), connectTimeout: 5000 });
+    return await connectClientServices(config);
   } catch (err) {
-    throw new CliError(
-      `cannot reach Temporal at ${config.TEMPORAL_ADDRESS} (${err instanceof Error ? err.message : String(err)}); is \`npm start\` running, or TEMPORAL_ADDRESS set?`,
-      EXIT.unavailable,
-    );
+    if (err instanceof TemporalUnavailableError) throw new CliError(err.message, EXIT.unavailable);
+    throw err;
   }
-  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-  const service = new ExportService(client, {
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    namespace: config.TEMPORAL_NAMESPACE,
-    uiUrl: config.TEMPORAL_UI_URL,
-  });
-  return { service, close: () => connection.close() };
 }
 
 export interface Io {
@@ -183,7 +174,7 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
   const withService = async <T>(fn: (service: ExportService) => Promise<T>): Promise<T> => {
     const connected = await connect(getConfig());
     try {
-      return await fn(connected.service);
+      return await fn(connected.exports);
     } finally {
       await connected.close();
     }
@@ -199,7 +190,10 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
         .choices(['call', 'record', 'call_record'])
         .makeOptionMandatory(),
     )
-    .option('--time-zone <zone>', 'IANA zone of the tenant (default: TENANT_TIME_ZONE)')
+    .option(
+      '--time-zone <zone>',
+      "IANA zone of the range (default: the tenant's zone in TENANTS_FILE, else TENANT_TIME_ZONE)",
+    )
     .option('--export-id <id>', 'business ID; starting the same ID twice yields one export')
     .option('--chunk-hours <n>', 'largest chunk, at most 72', integer('--chunk-hours'))
     .option('--in-flight <n>', 'chunks in flight at once', integer('--in-flight'))
@@ -253,30 +247,48 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
           .join('\n')}`,
       );
     }
-    const request = buildExportRequest(parsed.data, { timeZone: config.TENANT_TIME_ZONE, origin: 'cli' });
-    await withService(async (service) => {
-      let started;
-      try {
-        started = await service.start(request, {}, { allowPartial: Boolean(opts.allowPartial) });
-      } catch (err) {
-        if (err instanceof ExportRequestError) throw new CliError(err.message);
-        throw err;
-      }
-      if (!opts.wait) {
-        if (opts.json) io.out(JSON.stringify(started, null, 2));
-        else
-          io.out(
-            `${started.created ? 'started' : 'already exists'}: ${started.exportId}\n${started.links.temporalUi}`,
-          );
-        return;
-      }
-      io.err(
-        `${started.created ? 'started' : 'following existing'} export ${started.exportId}: ${started.links.temporalUi}`,
-      );
-      await follow(service, started.exportId, io);
-      exitCode = await finish(service, started.exportId, io, Boolean(opts.json));
-    });
+    const connected = await connect(config);
+    try {
+      await startExport(connected, parsed.data, opts);
+    } finally {
+      await connected.close();
+    }
   });
+  const startExport = async (
+    connected: ClientServices,
+    input: StartExportInput,
+    opts: Record<string, string | number | boolean | undefined>,
+  ): Promise<void> => {
+    const service = connected.exports;
+    let request;
+    try {
+      // The tenant's zone (TENANTS_FILE) and its refusal, exactly as the API applies them.
+      request = connected.exportRequest(input, 'cli');
+    } catch (err) {
+      if (err instanceof UnknownTenantError) throw new CliError(err.message);
+      throw err;
+    }
+    let started;
+    try {
+      started = await service.start(request, {}, { allowPartial: Boolean(opts.allowPartial) });
+    } catch (err) {
+      if (err instanceof ExportRequestError) throw new CliError(err.message);
+      throw err;
+    }
+    if (!opts.wait) {
+      if (opts.json) io.out(JSON.stringify(started, null, 2));
+      else
+        io.out(
+          `${started.created ? 'started' : 'already exists'}: ${started.exportId}\n${started.links.temporalUi}`,
+        );
+      return;
+    }
+    io.err(
+      `${started.created ? 'started' : 'following existing'} export ${started.exportId}: ${started.links.temporalUi}`,
+    );
+    await follow(service, started.exportId, io);
+    exitCode = await finish(service, started.exportId, io, Boolean(opts.json));
+  };
 
   program
     .command('status <exportId>')

@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import { connectClientServices, TemporalUnavailableError, type ClientServices } from '../lib/client-services';
 import type { z } from 'zod';
 import { FILTER_KEYS } from '../ccfs/protocol';
 import type { Config } from '../lib/config';
@@ -10,10 +11,9 @@ import {
   CreateScheduleInput,
   Day,
   ScheduleError,
-  ScheduleService,
+  type ScheduleService,
   type ScheduleView,
 } from '../lib/schedule-service';
-import { temporalConnectionOptions } from '../lib/temporal';
 import { table } from './progress';
 
 /** What the schedule commands need from the CLI around them (cli/main.ts). */
@@ -85,23 +85,16 @@ export function scheduleCommands(ctx: ScheduleCliContext): Command[] {
     );
 
   const withService = async <T>(fn: (service: ScheduleService, client: Client) => Promise<T>): Promise<T> => {
-    const config = ctx.getConfig();
-    let connection: Connection;
+    // The client side's one composition root: the tenant's zone and the refusal of an unknown tenant
+    // are the API's (lib/client-services.ts).
+    let services: ClientServices;
     try {
-      connection = await Connection.connect({ ...temporalConnectionOptions(config), connectTimeout: 5000 });
+      services = await connectClientServices(ctx.getConfig());
     } catch (err) {
-      throw ctx.fail(
-        `cannot reach Temporal at ${config.TEMPORAL_ADDRESS} (${err instanceof Error ? err.message : String(err)}); is \`npm start\` running, or TEMPORAL_ADDRESS set?`,
-        UNAVAILABLE,
-      );
+      if (err instanceof TemporalUnavailableError) throw ctx.fail(err.message, UNAVAILABLE);
+      throw err;
     }
-    const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-    const service = new ScheduleService(client, {
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
-      namespace: config.TEMPORAL_NAMESPACE,
-      uiUrl: config.TEMPORAL_UI_URL,
-      defaultTimeZone: config.TENANT_TIME_ZONE,
-    });
+    const { schedules: service, client, connection } = services;
     try {
       return await fn(service, client);
     } catch (err) {

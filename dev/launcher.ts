@@ -85,6 +85,22 @@ function devCredentials(): { ak: string; sk: string } {
   return creds;
 }
 
+/**
+ * The management API's bearer token of this data directory: `DATA_DIR/api-token` (mode 0600), made
+ * once and kept across restarts, so scripts and the UI's users can read it from the file. The CLI needs
+ * none: it talks to Temporal, not to the API.
+ */
+function apiToken(): { token: string; file: string; created: boolean } {
+  const file = join(DATA_DIR, 'api-token');
+  if (existsSync(file)) {
+    const token = readFileSync(file, 'utf8').trim();
+    if (token) return { token, file, created: false };
+  }
+  const token = randomBytes(32).toString('base64url');
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  return { token, file, created: true };
+}
+
 const children: Array<{ name: string; child: ChildProcess }> = [];
 
 function run(name: string, script: string, childEnv: NodeJS.ProcessEnv): ChildProcess {
@@ -307,6 +323,14 @@ async function main(): Promise<void> {
     say('launcher', 'CCFS_BASE_URL is not set: starting the CC-FS simulator with development credentials');
     run('simulator', 'simulator/main.ts', childEnv);
   }
+  // Secure by default: the API gets a token unless the operator gave tokens or opened it explicitly.
+  let tokenFile: string | undefined;
+  if (!env.API_TOKENS && env.API_AUTH !== 'none') {
+    const { token, file, created } = apiToken();
+    childEnv.API_TOKENS = token;
+    tokenFile = file;
+    if (created) say('launcher', `generated the management API's bearer token into ${file}`);
+  }
   // Fail here, with the key named, rather than in two children at once.
   loadConfig({ ...env, ...childEnv }, '');
   // The worker starts with the product's memory settings (worker/memory-settings.ts); the operator's
@@ -338,6 +362,13 @@ async function main(): Promise<void> {
   if (temporal?.uiUrl) say('launcher', `  Temporal UI  ${temporal.uiUrl}`);
   if (useSimulator) say('launcher', `  simulator    ${childEnv.CCFS_BASE_URL}`);
   say('launcher', `  output       ${childEnv.OUTPUT_DIR}`);
+  if (tokenFile)
+    say(
+      'launcher',
+      `  API token    ${tokenFile}  (curl -H "Authorization: Bearer $(cat ${tokenFile})" ${api}/exports)`,
+    );
+  else if (env.API_AUTH === 'none')
+    say('launcher', '  API token    none: API_AUTH=none leaves the management API open');
   say(
     'launcher',
     `  try: npx ccfs-export export --from "2024-03-01 00:00:00" --to "2024-03-10 00:00:00" --type call_record --wait`,

@@ -132,6 +132,11 @@ export const EnvSchema = z.object({
             .filter((t) => t.reveal().length > 0)
         : [],
     ),
+  /**
+   * `token` (default): without API_TOKENS the management API refuses every request (401). `none`
+   * opens it without tokens — for development and tests only, and only when said explicitly.
+   */
+  API_AUTH: z.enum(['token', 'none']).default('token'),
   WORKER_METRICS_PORT: port.default(9464),
   /** On SIGTERM, how long running activities may finish before they are cancelled and handed back. */
   WORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).default(30),

@@ -25,14 +25,19 @@ import { ConfigError, Secret, type Config } from './config';
 
 export const DEFAULT_TENANT = 'default';
 
-const TenantId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1-64 letters, digits, ".", "_" or "-"');
+const TenantId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1-64 letters, digits, ".", "_" or "-"');
 
 const TenantEntry = z
   .object({
     ak: z.string().min(1).max(128),
     sk: z.string().min(1).optional(),
     skFile: z.string().min(1).optional(),
-    skEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+    skEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
+      .optional(),
     timeZone: z.string().refine(isValidTimeZone, 'must be an IANA time zone such as Asia/Shanghai'),
     baseUrl: z
       .url()
@@ -46,13 +51,19 @@ const TenantEntry = z
 
 export const TenantsFile = z
   .object({
-    tenants: z.record(TenantId, TenantEntry).refine((t) => Object.keys(t).length > 0, 'must name at least one tenant'),
+    tenants: z
+      .record(TenantId, TenantEntry)
+      .refine((t) => Object.keys(t).length > 0, 'must name at least one tenant'),
     default: TenantId.optional(),
   })
   .strict()
   .superRefine((file, ctx) => {
     if (file.default !== undefined && !(file.default in file.tenants)) {
-      ctx.addIssue({ code: 'custom', path: ['default'], message: `names no tenant of this file ("${file.default}")` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['default'],
+        message: `names no tenant of this file ("${file.default}")`,
+      });
     }
   });
 export type TenantsFile = z.infer<typeof TenantsFile>;
@@ -109,39 +120,37 @@ export class Tenants {
         try {
           sk = read(entry.skFile).trim();
         } catch (err) {
-          problems.push(`tenants.${id}.skFile: cannot read ${entry.skFile} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+          problems.push(
+            `tenants.${id}.skFile: cannot read ${entry.skFile} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+          );
         }
         if (sk === '') problems.push(`tenants.${id}.skFile: ${entry.skFile} is empty`);
       }
-      if (sk) tenants.push({ id, ak: entry.ak, sk: new Secret(sk), timeZone: entry.timeZone, baseUrl: entry.baseUrl });
+      if (sk)
+        tenants.push({
+          id,
+          ak: entry.ak,
+          sk: new Secret(sk),
+          timeZone: entry.timeZone,
+          baseUrl: entry.baseUrl,
+        });
     }
     // Callbacks are verified by the AK they name, so one AK must always mean one SK.
     const skByAk = new Map<string, { id: string; sk: string }>();
     for (const t of tenants) {
       const seen = skByAk.get(t.ak);
-      if (seen && seen.sk !== t.sk.reveal()) problems.push(`tenants.${t.id}.ak: tenant ${seen.id} has the same AK with another SK`);
+      if (seen && seen.sk !== t.sk.reveal())
+        problems.push(`tenants.${t.id}.ak: tenant ${seen.id} has the same AK with another SK`);
       skByAk.set(t.ak, { id: t.id, sk: t.sk.reveal() });
     }
-    if (problems.length > 0) throw new ConfigError(`invalid tenants in ${where}:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    if (problems.length > 0)
+      throw new ConfigError(`invalid tenants in ${where}:\n${problems.map((p) => `  ${p}`).join('\n')}`);
     return new Tenants(tenants, { defaultId: file.default });
   }
 
   /** Reads and validates a tenants file: `.yaml`/`.yml` as YAML, anything else as JSON. */
   static load(path: string, env: NodeJS.ProcessEnv = process.env): Tenants {
-    if (!existsSync(path)) throw new ConfigError(`invalid configuration:\n  TENANTS_FILE: ${path} does not exist`);
-    const text = readFileSync(path, 'utf8');
-    let raw: unknown;
-    try {
-      raw = ['.yaml', '.yml'].includes(extname(path).toLowerCase()) ? parseYaml(text) : JSON.parse(text);
-    } catch (err) {
-      throw new ConfigError(`invalid configuration:\n  TENANTS_FILE: ${path} is not valid ${extname(path) === '.json' ? 'JSON' : 'YAML/JSON'} (${(err as Error).message.split('\n')[0]})`);
-    }
-    const parsed = TenantsFile.safeParse(raw);
-    if (!parsed.success) {
-      const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(file)'}: ${i.message}`);
-      throw new ConfigError(`invalid tenants in ${path}:\n${lines.join('\n')}`);
-    }
-    return Tenants.fromFile(parsed.data, { env, source: path });
+    return Tenants.fromFile(readTenantsFile(path), { env, source: path });
   }
 
   /**
@@ -150,9 +159,14 @@ export class Tenants {
    */
   static fromConfig(config: Config, env: NodeJS.ProcessEnv = process.env): Tenants {
     const legacy =
-      config.CCFS_AK && config.CCFS_SK ? { ak: config.CCFS_AK, sk: config.CCFS_SK, timeZone: config.TENANT_TIME_ZONE } : undefined;
+      config.CCFS_AK && config.CCFS_SK
+        ? { ak: config.CCFS_AK, sk: config.CCFS_SK, timeZone: config.TENANT_TIME_ZONE }
+        : undefined;
     if (!config.TENANTS_FILE) {
-      if (!legacy) throw new ConfigError('invalid configuration:\n  CCFS_AK, CCFS_SK: are required when TENANTS_FILE is not set');
+      if (!legacy)
+        throw new ConfigError(
+          'invalid configuration:\n  CCFS_AK, CCFS_SK: are required when TENANTS_FILE is not set',
+        );
       return Tenants.single(legacy);
     }
     const fromFile = Tenants.load(config.TENANTS_FILE, env);
@@ -169,7 +183,10 @@ export class Tenants {
   /** The tenant an export's `tenant` label names, or undefined. */
   get(tenant: string): Tenant | undefined {
     if (this.#only) return this.#only;
-    return this.#byId.get(tenant) ?? (tenant === DEFAULT_TENANT && this.#defaultId ? this.#byId.get(this.#defaultId) : undefined);
+    return (
+      this.#byId.get(tenant) ??
+      (tenant === DEFAULT_TENANT && this.#defaultId ? this.#byId.get(this.#defaultId) : undefined)
+    );
   }
 
   require(tenant: string): Tenant {
@@ -190,8 +207,64 @@ export class Tenants {
   }
 
   toJSON(): unknown {
-    return { tenants: [...this.#byId.values()].map(({ id, ak, timeZone, baseUrl }) => ({ id, ak, timeZone, baseUrl })) };
+    return {
+      tenants: [...this.#byId.values()].map(({ id, ak, timeZone, baseUrl }) => ({
+        id,
+        ak,
+        timeZone,
+        baseUrl,
+      })),
+    };
   }
+}
+
+/**
+ * Reads and validates a tenants file (`.yaml`/`.yml` as YAML, anything else as JSON) without resolving
+ * any secret. Throws a ConfigError naming the file and each bad entry (`tenants.<id>.<key>`).
+ */
+export function readTenantsFile(path: string): TenantsFile {
+  if (!existsSync(path))
+    throw new ConfigError(`invalid configuration:\n  TENANTS_FILE: ${path} does not exist`);
+  const text = readFileSync(path, 'utf8');
+  let raw: unknown;
+  try {
+    raw = ['.yaml', '.yml'].includes(extname(path).toLowerCase()) ? parseYaml(text) : JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(
+      `invalid configuration:\n  TENANTS_FILE: ${path} is not valid ${extname(path) === '.json' ? 'JSON' : 'YAML/JSON'} (${(err as Error).message.split('\n')[0]})`,
+    );
+  }
+  const parsed = TenantsFile.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(file)'}: ${i.message}`);
+    throw new ConfigError(`invalid tenants in ${path}:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * The time zone of each configured tenant, by the rules of `Tenants.fromConfig` and `Tenants.get`, but
+ * without reading any SK: the CLI, which talks to Temporal only, has no secrets and must still cut days
+ * in the tenant's zone and refuse a tenant the API refuses. Returns undefined for a tenant that is not
+ * configured. Without TENANTS_FILE every tenant is the single one, in TENANT_TIME_ZONE.
+ */
+export function tenantTimeZones(
+  config: Pick<Config, 'TENANTS_FILE' | 'TENANT_TIME_ZONE' | 'CCFS_AK' | 'CCFS_SK'>,
+): (tenant: string) => string | undefined {
+  if (!config.TENANTS_FILE) return () => config.TENANT_TIME_ZONE;
+  const file = readTenantsFile(config.TENANTS_FILE);
+  // CCFS_AK/CCFS_SK beside a file without a default stand for tenant `default` (Tenants.fromConfig).
+  const legacyDefault =
+    config.CCFS_AK !== undefined &&
+    config.CCFS_SK !== undefined &&
+    !(DEFAULT_TENANT in file.tenants) &&
+    file.default === undefined;
+  return (tenant) => {
+    if (Object.hasOwn(file.tenants, tenant)) return file.tenants[tenant]!.timeZone;
+    if (tenant !== DEFAULT_TENANT) return undefined;
+    if (file.default !== undefined) return file.tenants[file.default]?.timeZone;
+    return legacyDefault ? config.TENANT_TIME_ZONE : undefined;
+  };
 }
 
 /**
@@ -200,6 +273,7 @@ export class Tenants {
  */
 export function callbackKeyFromConfig(config: Pick<Config, 'CALLBACK_SECRET' | 'CCFS_SK'>): string {
   const sk = config.CCFS_SK?.reveal();
-  if (!config.CALLBACK_SECRET && !sk) throw new ConfigError('invalid configuration:\n  CALLBACK_SECRET: is required but not set');
+  if (!config.CALLBACK_SECRET && !sk)
+    throw new ConfigError('invalid configuration:\n  CALLBACK_SECRET: is required but not set');
   return callbackKey(config.CALLBACK_SECRET?.reveal(), sk ?? '');
 }

@@ -1,6 +1,6 @@
 import { until } from '../support/until';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -57,13 +57,29 @@ describe('npm start (dev launcher)', () => {
   it('brings everything up, exports with the CLI as the README shows, and survives a restart', async () => {
     const ports = { temporal: await freePort(), ui: await freePort(), api: await freePort(), sim: await freePort(), metrics: await freePort() };
     env = { ...process.env, DATA_DIR: dataDir, TEMPORAL_PORT: String(ports.temporal), TEMPORAL_UI_PORT: String(ports.ui), API_PORT: String(ports.api), SIMULATOR_PORT: String(ports.sim), WORKER_METRICS_PORT: String(ports.metrics) };
-    for (const key of ['TEMPORAL_ADDRESS', 'CCFS_BASE_URL', 'CCFS_AK', 'CCFS_SK', 'OUTPUT_DIR', 'CALLBACK_BASE_URL']) delete env[key];
+    for (const key of ['TEMPORAL_ADDRESS', 'CCFS_BASE_URL', 'CCFS_AK', 'CCFS_SK', 'OUTPUT_DIR', 'CALLBACK_BASE_URL', 'API_TOKENS', 'API_AUTH']) delete env[key];
 
     const first = await start();
     const health = await fetch(`${first.api}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: 'ok', components: { api: 'ok', temporal: 'ok', worker: 'ok' } });
     expect((await fetch(first.temporalUi)).status).toBe(200);
+
+    // Secure by default: management requests without the generated token are refused before any
+    // validation (a body the API would refuse with 400 gets 401), with it they are served.
+    const tokenFile = join(dataDir, 'api-token');
+    expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+    const token = readFileSync(tokenFile, 'utf8').trim();
+    expect(token.length).toBeGreaterThanOrEqual(32);
+    expect(output).toContain(tokenFile);
+    const post = (headers: Record<string, string>) =>
+      fetch(`${first.api}/exports`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{}' });
+    expect((await post({})).status).toBe(401);
+    expect((await post({ authorization: 'Bearer not-the-token' })).status).toBe(401);
+    for (const path of ['/exports', '/schedules', '/coverage', '/metrics']) expect((await fetch(`${first.api}${path}`)).status, path).toBe(401);
+    expect((await post({ authorization: `Bearer ${token}` })).status).toBe(400);
+    expect((await fetch(`${first.api}/exports`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+    expect(output).not.toContain(token);
 
     const cli = spawnSync(
       process.execPath,
@@ -87,6 +103,9 @@ describe('npm start (dev launcher)', () => {
     });
     expect(status.status).toBe(0);
     expect(JSON.parse(status.stdout)).toMatchObject({ exportId: 'launcher-e2e', state: 'completed', status: 'COMPLETED' });
+    // The token is the data directory's: a restart keeps it.
+    expect((await fetch(`${second.api}/exports`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+    expect((await fetch(`${second.api}/exports`)).status).toBe(401);
     await stop('SIGTERM', second);
     expect(output).toContain('ready');
   }, 300_000);

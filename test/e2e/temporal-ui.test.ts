@@ -191,6 +191,7 @@ describe('Temporal UI for operators', () => {
       taskQueue,
       tenantTimeZone: 'Asia/Shanghai',
       apiTokens: [],
+      apiAuth: 'none',
       callback: {
         tokenKey,
         verifySignature: true,

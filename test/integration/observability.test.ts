@@ -156,6 +156,7 @@ describe('observability of a running service', () => {
       CALLBACK_BASE_URL: apiUrl,
       API_PORT: String(apiPort),
       API_HOST: '127.0.0.1',
+      API_AUTH: 'none',
       WORKER_METRICS_PORT: String(metricsPort),
       OUTPUT_DIR: outputDir,
       TENANT_TIME_ZONE: 'Asia/Shanghai',

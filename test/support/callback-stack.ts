@@ -105,6 +105,7 @@ export async function startCallbackStack(options: CallbackStackOptions = {}): Pr
     taskQueue,
     tenantTimeZone: 'Asia/Shanghai',
     apiTokens: [],
+    apiAuth: 'none',
     callback: {
       tokenKey,
       verifySignature: true,

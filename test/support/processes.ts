@@ -52,11 +52,14 @@ export interface ServiceProcess {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts `worker/main.ts` or `api/main.ts` with exactly `env` (plus PATH) and waits for its ready line. */
+/**
+ * Starts `worker/main.ts` or `api/main.ts` with exactly `env` (plus PATH, and API_AUTH=none unless `env`
+ * gives API_TOKENS: the API refuses management requests without either) and waits for its ready line.
+ */
 export async function startService(kind: 'worker' | 'api', env: Record<string, string>, name: string = kind): Promise<ServiceProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', `${kind}/main.ts`], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...(env.API_TOKENS ? {} : { API_AUTH: 'none' }), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];

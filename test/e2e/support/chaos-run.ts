@@ -152,6 +152,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     API_PORT: String(ports.api),
     API_HOST: '127.0.0.1',
     API_TOKENS: '',
+    API_AUTH: 'none',
     WORKER_METRICS_PORT: String(ports.metrics),
     OUTPUT_DIR: outputDir,
     TENANT_TIME_ZONE: TIME_ZONE,
