@@ -71,6 +71,7 @@ export function chunkLoadOf(result: LoadZipResult, loadedAt: string): ChunkLoad 
     recordRows: r.recordRows,
     recordsWithCdr: r.recordsWithCdr,
     recordCdrShare: r.recordCdrShare,
+    days: r.days,
     ok: r.ok,
     ...(r.mismatches.length > 0 && { mismatches: r.mismatches }),
   };

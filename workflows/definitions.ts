@@ -271,6 +271,8 @@ export interface ChunkLoad {
   recordCdrShare: number | null;
   ok: boolean;
   mismatches?: string[];
+  /** Per day of the rows' call_begin in the tenant's zone (`yyyy-MM-dd`, or `unknown`): the same counts. */
+  days?: Record<string, { rowsInFiles: number; rowsInserted: number; rowsAlreadyPresent: number }>;
   /** Why the load failed (the file stays verified; `ccfs-export load` can load it again). */
   error?: string;
   errorType?: string;

@@ -49,6 +49,14 @@ export interface EntryLoad {
   recordsWithCdr?: number;
   /** True when ccfs_load already listed this file's entry: nothing was read or inserted this time. */
   alreadyLoaded: boolean;
+  /** Per day of `call_begin` in the tenant's zone (`YYYY-MM-DD`, or `unknown`): rows read and inserted. */
+  days: Record<string, DayCount>;
+}
+
+/** One day's rows of a load: read from the files, inserted (the rest were already present). */
+export interface DayCount {
+  read: number;
+  inserted: number;
 }
 
 /** Per chunk (one ZIP): rows in files = rows inserted + rows already present, and the CDR share. */
@@ -60,6 +68,8 @@ export interface Reconciliation {
   recordRows: number;
   recordsWithCdr: number;
   recordCdrShare: number | null;
+  /** Per day of `call_begin` (tenant zone; `unknown` when it is not a date): the same three counts. */
+  days: Record<string, { rowsInFiles: number; rowsInserted: number; rowsAlreadyPresent: number }>;
   /** True when rows in files = inserted + already present and every count matched the manifest. */
   ok: boolean;
   /** What did not add up, empty when ok. */
@@ -408,6 +418,7 @@ export function reconcile(entries: EntryLoad[], expectedRows?: Record<string, nu
     recordRows: 0,
     recordsWithCdr: 0,
     recordCdrShare: null,
+    days: {},
     ok: true,
     mismatches: [],
   };
@@ -419,6 +430,20 @@ export function reconcile(entries: EntryLoad[], expectedRows?: Record<string, nu
       r.recordRows += e.rowsRead;
       r.recordsWithCdr += e.recordsWithCdr ?? 0;
     }
+    let dayRead = 0;
+    let dayInserted = 0;
+    for (const [day, c] of Object.entries(e.days)) {
+      const d = (r.days[day] ??= { rowsInFiles: 0, rowsInserted: 0, rowsAlreadyPresent: 0 });
+      d.rowsInFiles += c.read;
+      d.rowsInserted += c.inserted;
+      d.rowsAlreadyPresent += c.read - c.inserted;
+      dayRead += c.read;
+      dayInserted += c.inserted;
+    }
+    if (dayRead !== e.rowsRead || dayInserted !== e.rowsInserted)
+      r.mismatches.push(
+        `${e.entry}: per day ${dayRead} read and ${dayInserted} inserted, in all ${e.rowsRead} and ${e.rowsInserted}`,
+      );
     if (e.rowsRead !== e.rowsInserted + e.rowsAlreadyPresent)
       r.mismatches.push(
         `${e.entry}: ${e.rowsRead} rows read ≠ ${e.rowsInserted} inserted + ${e.rowsAlreadyPresent} present`,
@@ -452,7 +477,8 @@ async function loadEntry(
   const previous = await client.query<{
     rows_read: string;
     records_with_cdr: string | null;
-  }>('SELECT rows_read, records_with_cdr FROM ccfs_load WHERE sha256 = $1 AND entry = $2', [
+    days: Record<string, DayCount> | null;
+  }>('SELECT rows_read, records_with_cdr, days FROM ccfs_load WHERE sha256 = $1 AND entry = $2', [
     input.sha256,
     entry,
   ]);
@@ -474,6 +500,13 @@ async function loadEntry(
       rowsInserted: 0,
       rowsAlreadyPresent: read,
       alreadyLoaded: true,
+      // Loaded this time: nothing inserted, every row already present.
+      days: Object.fromEntries(
+        Object.entries(previous.rows[0].days ?? { unknown: { read, inserted: 0 } }).map(([d, c]) => [
+          d,
+          { read: c.read, inserted: 0 },
+        ]),
+      ),
     };
     if (kind === 'record') load.recordsWithCdr = Number(previous.rows[0].records_with_cdr ?? 0);
     return { load, next: await skipRest() };
@@ -521,16 +554,32 @@ async function loadEntry(
           rowsInserted: 0,
           rowsAlreadyPresent: copied,
           alreadyLoaded: true,
+          days: { unknown: { read: copied, inserted: 0 } },
         };
         return { load, next };
       }
-      const inserted = await client.query(
-        `INSERT INTO ${t.table} (tenant, ${t.columns.join(', ')}, ${t.times.map((c) => `${c}_at`).join(', ')}, extra, export_id, chunk, source_sha256, source_entry)
-         SELECT $1, ${textCols.join(', ')}, ${timeCols.join(', ')}, coalesce(extra, '{}'::jsonb), $3, $4, $5, $6 FROM ${stage}
-         ON CONFLICT (${key.join(', ')}) DO NOTHING`,
+      // Inserted rows counted per day of their call_begin, as the staged rows are below.
+      const inserted = await client.query<{ day: string; n: string }>(
+        `WITH ins AS (
+           INSERT INTO ${t.table} (tenant, ${t.columns.join(', ')}, ${t.times.map((c) => `${c}_at`).join(', ')}, extra, export_id, chunk, source_sha256, source_entry)
+           SELECT $1, ${textCols.join(', ')}, ${timeCols.join(', ')}, coalesce(extra, '{}'::jsonb), $3, $4, $5, $6 FROM ${stage}
+           ON CONFLICT (${key.join(', ')}) DO NOTHING
+           RETURNING call_begin_at
+         )
+         SELECT coalesce(to_char(call_begin_at AT TIME ZONE $2::text, 'YYYY-MM-DD'), 'unknown') AS day, count(*) AS n
+         FROM ins GROUP BY 1`,
         [input.tenant, input.timeZone, input.exportId, input.chunk, input.sha256, entry],
       );
-      const rowsInserted = inserted.rowCount ?? 0;
+      const staged = await client.query<{ day: string; n: string }>(
+        `SELECT coalesce(to_char(call_begin_local, 'YYYY-MM-DD'), 'unknown') AS day, count(*) AS n FROM ${stage} GROUP BY 1`,
+      );
+      const days: Record<string, DayCount> = {};
+      for (const d of staged.rows) days[d.day] = { read: Number(d.n), inserted: 0 };
+      let rowsInserted = 0;
+      for (const d of inserted.rows) {
+        (days[d.day] ??= { read: 0, inserted: 0 }).inserted += Number(d.n);
+        rowsInserted += Number(d.n);
+      }
       // Rows not inserted must be in the target already: a staged key missing now means rows lost.
       const missing = await client.query<{ n: string }>(
         `SELECT count(*) AS n FROM ${stage} s WHERE NOT EXISTS (SELECT 1 FROM ${t.table} t WHERE ${keyMatch})`,
@@ -551,8 +600,14 @@ async function loadEntry(
       }
       const present = copied - rowsInserted;
       await client.query(
-        'UPDATE ccfs_load SET rows_inserted = $1, rows_already_present = $2, records_with_cdr = $3 WHERE id = $4',
-        [rowsInserted, present, recordsWithCdr ?? null, (claimed.rows[0] as { id: string }).id],
+        'UPDATE ccfs_load SET rows_inserted = $1, rows_already_present = $2, records_with_cdr = $3, days = $4 WHERE id = $5',
+        [
+          rowsInserted,
+          present,
+          recordsWithCdr ?? null,
+          JSON.stringify(days),
+          (claimed.rows[0] as { id: string }).id,
+        ],
       );
       await client.query('COMMIT');
       const load: EntryLoad = {
@@ -562,6 +617,7 @@ async function loadEntry(
         rowsInserted,
         rowsAlreadyPresent: present,
         alreadyLoaded: false,
+        days,
       };
       if (recordsWithCdr !== undefined) load.recordsWithCdr = recordsWithCdr;
       return { load, next };

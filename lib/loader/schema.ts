@@ -127,6 +127,11 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       'CREATE INDEX IF NOT EXISTS ccfs_recording_index_call ON ccfs_recording_index (tenant, call_id)',
     ],
   },
+  {
+    version: 2,
+    description: 'ccfs_load.days: rows read and inserted per day of call_begin, for daily reconciliation',
+    sql: ['ALTER TABLE ccfs_load ADD COLUMN IF NOT EXISTS days jsonb'],
+  },
 ];
 
 /** The latest schema version this code knows. */

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import yazl from 'yazl';
 import { verifyZip } from '../../ccfs/zip';
 import { LoadMismatchError, loadZip, type LoadZipInput } from '../../lib/loader/load-zip';
-import { CDR_COLUMNS, RECORD_COLUMNS, SCHEMA_VERSION, migrate } from '../../lib/loader/schema';
+import { CDR_COLUMNS, MIGRATIONS, RECORD_COLUMNS, SCHEMA_VERSION, migrate } from '../../lib/loader/schema';
 import { type PostgresServer, startPostgres } from '../support/postgres';
 
 // The loader against a real PostgreSQL server (Debian's, private cluster) and real ZIP files built
@@ -324,6 +324,67 @@ describe('loadZip', () => {
       ]);
       expect(await count(pool, 'SELECT count(*) AS n FROM ccfs_cdr')).toBe(60_001);
       expect(await count(pool, 'SELECT count(DISTINCT call_id) AS n FROM ccfs_cdr')).toBe(60_001);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('counts rows per day of call_begin in the tenant zone, inserted and already present', async () => {
+    const pool = await freshDb();
+    try {
+      // 23:30 in Shanghai on 1 March and 00:30 on 2 March; one row without a valid time.
+      const first = await makeZip([
+        {
+          name: 'a_call.csv',
+          data: `${cdr('c1', -1, '2024-03-01 23:30:00')}\n${cdr('c2', -1, '2024-03-02 00:30:00')}\n${cdr('c3', -1, 'never')}\n`,
+        },
+      ]);
+      const second = await makeZip([
+        {
+          name: 'b_call.csv',
+          data: `${cdr('c2', -1, '2024-03-02 00:30:00')}\n${cdr('c4', -1, '2024-03-02 10:00:00')}\n`,
+        },
+      ]);
+      expect((await load(pool, first)).reconciliation.days).toEqual({
+        '2024-03-01': { rowsInFiles: 1, rowsInserted: 1, rowsAlreadyPresent: 0 },
+        '2024-03-02': { rowsInFiles: 1, rowsInserted: 1, rowsAlreadyPresent: 0 },
+        unknown: { rowsInFiles: 1, rowsInserted: 1, rowsAlreadyPresent: 0 },
+      });
+      expect((await load(pool, second)).reconciliation.days).toEqual({
+        '2024-03-02': { rowsInFiles: 2, rowsInserted: 1, rowsAlreadyPresent: 1 },
+      });
+      // Loaded again: the same days, nothing inserted.
+      expect((await load(pool, first)).reconciliation.days).toMatchObject({
+        '2024-03-01': { rowsInFiles: 1, rowsInserted: 0, rowsAlreadyPresent: 1 },
+      });
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('migrates a database of schema version 1 to the current version, keeping its rows', async () => {
+    const url = server.createDatabase(`t${dbCount++}`);
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      await pool.query(
+        'CREATE TABLE ccfs_schema_version (version integer PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+      );
+      for (const sql of MIGRATIONS[0]!.sql) await pool.query(sql);
+      await pool.query("INSERT INTO ccfs_schema_version (version, description) VALUES (1, 'v1')");
+      await pool.query(
+        "INSERT INTO ccfs_load (export_id, chunk, file_name, sha256, entry, kind, tenant, rows_read, rows_inserted, rows_already_present) VALUES ('e', 0, 'f', 'x', 'a_call.csv', 'call', 't', 3, 3, 0)",
+      );
+      const c = await pool.connect();
+      try {
+        expect(await migrate(c)).toEqual({ from: 1, to: SCHEMA_VERSION });
+      } finally {
+        c.release();
+      }
+      expect(SCHEMA_VERSION).toBeGreaterThanOrEqual(2);
+      const row = await pool.query<{ rows_read: string; days: unknown }>(
+        'SELECT rows_read, days FROM ccfs_load',
+      );
+      expect(row.rows).toEqual([{ rows_read: '3', days: null }]);
     } finally {
       await pool.end();
     }

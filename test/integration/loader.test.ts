@@ -178,6 +178,18 @@ describe('a 30-day export loaded as it is exported', () => {
       expect(load!.recordCdrShare).toBeGreaterThan(0.9);
       alreadyPresent += load!.rowsAlreadyPresent;
     }
+    // Per day (of each row's call_begin in the tenant's zone): what the chunks inserted is what the tables hold.
+    const insertedPerDay = new Map<string, number>();
+    for (const chunk of manifest.chunks)
+      for (const [day, c] of Object.entries(('load' in chunk && chunk.load?.days) || {}))
+        insertedPerDay.set(day, (insertedPerDay.get(day) ?? 0) + c.rowsInserted);
+    const perDay = await pool.query<{ day: string; n: string }>(
+      `SELECT coalesce(to_char(call_begin_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD'), 'unknown') AS day, count(*) AS n
+       FROM (SELECT call_begin_at FROM ccfs_cdr UNION ALL SELECT call_begin_at FROM ccfs_recording_index) t GROUP BY 1`,
+    );
+    expect(insertedPerDay.size).toBeGreaterThanOrEqual(30);
+    expect(new Map(perDay.rows.map((r) => [r.day, Number(r.n)]))).toEqual(insertedPerDay);
+
     // The boundary call's rows were in two files and were inserted once.
     expect(onBoundary.call.length + onBoundary.record.length).toBeGreaterThan(0);
     expect(alreadyPresent).toBeGreaterThanOrEqual(onBoundary.call.length + onBoundary.record.length);
