@@ -329,6 +329,30 @@ describe('loadZip', () => {
     }
   });
 
+  it('counts a recording whose CDR comes later in the same ZIP as having a CDR (calls are loaded first)', async () => {
+    const pool = await freshDb();
+    try {
+      const zip = await makeZip([
+        {
+          name: 'z_record.csv',
+          data: `${rec('c1', '/r/c1.wav', '2024-03-01 08:00:00')}\n${rec('c2', '/r/c2.wav', '2024-03-01 08:00:00')}\n`,
+        },
+        { name: 'z_call.csv', data: `${cdr('c1', -1, '2024-03-01 08:00:00')}\n` },
+      ]);
+      const result = await load(pool, zip);
+      expect(result.entries.map((e) => e.entry)).toEqual(['z_record.csv', 'z_call.csv']);
+      expect(result.reconciliation).toMatchObject({
+        rowsInFiles: 3,
+        recordRows: 2,
+        recordsWithCdr: 1,
+        recordCdrShare: 0.5,
+        ok: true,
+      });
+    } finally {
+      await pool.end();
+    }
+  });
+
   it('counts rows per day of call_begin in the tenant zone, inserted and already present', async () => {
     const pool = await freshDb();
     try {
