@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { WorkflowFailedError } from '@temporalio/client';
 import { connectClientServices, TemporalUnavailableError, type ClientServices } from '../lib/client-services';
-import { loadConfig, type Config } from '../lib/config';
-import { describeIssues, StartExportInput } from '../lib/export-input';
+import { issueLines, loadConfig, type Config } from '../lib/config';
+import { StartExportInput } from '../lib/export-input';
 import {
   EXPORT_STATES,
   ExportRequestError,
@@ -241,11 +241,7 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
       options: Object.keys(options).length > 0 ? options : undefined,
     });
     if (!parsed.success) {
-      throw new CliError(
-        `invalid export:\n${describeIssues(parsed.error)
-          .map((i) => `  ${i.path}: ${i.message}`)
-          .join('\n')}`,
-      );
+      throw new CliError(`invalid export:\n${issueLines(parsed.error, '(body)')}`);
     }
     const connected = await connect(config);
     try {

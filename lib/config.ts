@@ -176,6 +176,11 @@ export const EnvSchema = z.object({
 });
 export type Config = z.infer<typeof EnvSchema>;
 
+/** `  path: message`, one line per issue of a zod error: how every configuration problem is named. */
+export function issueLines(error: z.ZodError, whole = '(file)'): string {
+  return error.issues.map((i) => `  ${i.path.join('.') || whole}: ${i.message}`).join('\n');
+}
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -184,15 +189,13 @@ export class ConfigError extends Error {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile = '.env'): Config {
   if (env === process.env && envFile && existsSync(envFile)) process.loadEnvFile(envFile);
   // An empty variable counts as unset (compose files pass `${NAME:-}` for every optional setting).
-  const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => {
-      const key = i.path.join('.');
-      const missing = i.code === 'invalid_type' && !env[key];
-      return `  ${key}: ${missing ? 'is required but not set' : i.message}`;
-    });
-    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
-  }
+  const parsed = EnvSchema.safeParse(
+    Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')),
+    // zod's own messages, named by the issue's path; a key that must be set reads as such, not as
+    // "expected string, received undefined". Messages a schema gives itself take precedence.
+    { error: (issue) => (issue.input === undefined ? 'is required but not set' : undefined) },
+  );
+  if (!parsed.success) throw new ConfigError(`invalid configuration:\n${issueLines(parsed.error)}`);
   return parsed.data;
 }
 

@@ -4,7 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { isValidTimeZone } from '../domain/wall-time';
 import { callbackKey } from './callback-token';
-import { ConfigError, Secret, type Config } from './config';
+import { ConfigError, issueLines, Secret, type Config } from './config';
 
 /**
  * Several CC-FS tenants in one deployment. An export's tenant is its `accountId` filter (or
@@ -235,10 +235,7 @@ export function readTenantsFile(path: string): TenantsFile {
     );
   }
   const parsed = TenantsFile.safeParse(raw);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(file)'}: ${i.message}`);
-    throw new ConfigError(`invalid tenants in ${path}:\n${lines.join('\n')}`);
-  }
+  if (!parsed.success) throw new ConfigError(`invalid tenants in ${path}:\n${issueLines(parsed.error)}`);
   return parsed.data;
 }
 
