@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Context, ApplicationFailure } from '@temporalio/activity';
 import { CcfsError } from '../ccfs/errors';
 import type { QueryBillDataBody } from '../ccfs/protocol';
-import { verifyZip, ZipVerificationError, type ZipSummary } from '../ccfs/zip';
+import { StreamingZipVerifier, ZipVerificationError, type ZipSummary } from '../ccfs/zip';
 import { chunkCallbackUrl, type CallbackMode, type CallbackRouting } from '../lib/callback-token';
 import type { OutputPublisher } from '../lib/storage/publisher';
 import type { Logger } from '../lib/logger';
@@ -31,7 +31,7 @@ export interface CcfsApi {
   downloadBillFile(
     billFileName: string,
     destination: string,
-    opts?: { signal?: AbortSignal; onProgress?: (bytes: number) => void },
+    opts?: { signal?: AbortSignal; onProgress?: (bytes: number) => void; onData?: (chunk: Buffer) => void },
   ): Promise<{ bytes: number; sha256: string }>;
 }
 
@@ -317,6 +317,9 @@ export function createActivities(deps: ActivityDeps) {
             ctx,
             () => progress,
             async () => {
+              // One pass: the ZIP is verified while it arrives, and read again only when the
+              // streamed check cannot vouch for it (deflated entries, a mismatch, damage).
+              const verifier = new StreamingZipVerifier();
               const got = await ccfs.downloadBillFile(billFileName, target, {
                 signal: ctx.cancellationSignal,
                 // Progress is recorded here and sent by the heartbeat timer: a heartbeat per received
@@ -324,8 +327,15 @@ export function createActivities(deps: ActivityDeps) {
                 onProgress: (n) => {
                   progress.bytes = n;
                 },
+                onData: (chunk) => verifier.push(chunk),
               });
-              return { ...got, summary: await verifyZip(target, { dataType: input.dataType }) };
+              const summary = await verifier.finish(target, { dataType: input.dataType });
+              if (!verifier.streamed)
+                log.debug(
+                  { billFileName, reason: verifier.gaveUp },
+                  'bill file verified by reading it again',
+                );
+              return { ...got, summary };
             },
           );
           const content = describeContent(summary);

@@ -62,6 +62,12 @@ export interface DownloadOptions {
   signal?: AbortSignal;
   /** Called with the running total of bytes written, once per received chunk. */
   onProgress?: (bytes: number) => void;
+  /**
+   * Called with every chunk of a ZIP body, in order, as it arrives (before it is written), so a
+   * caller can verify the file in the same pass (StreamingZipVerifier). The chunk is not the
+   * caller's to keep or modify. Not called for JSON answers.
+   */
+  onData?: (chunk: Buffer) => void;
 }
 
 export const REQUEST_CONTENT_TYPE = 'application/json;charset=UTF-8';
@@ -269,6 +275,7 @@ export class CcfsClient {
         hash.update(chunk);
         bytes += chunk.length;
         try {
+          opts.onData?.(chunk);
           opts.onProgress?.(bytes);
         } catch (err) {
           done(err as Error);

@@ -883,41 +883,56 @@ export async function verifyZip(path: string, options?: VerifyZipOptions): Promi
   const zip = await openZip(path);
   try {
     const entries = await checkDirectory(zip, resolveLimits(options));
-    const summary: ZipSummary = { entries: [], warnings: [], empty: true };
+    const read: ReadEntry[] = [];
     for (const checked of entries) {
       const parse = checked.kind !== 'other';
       const scanner = new CsvRowScanner(false);
       const bytes = await streamEntry(zip, checked, parse ? (c) => scanner.push(c) : () => undefined);
-      const warnings: string[] = [];
-      if (parse) {
-        scanner.end();
-        warnings.push(...scanner.warnings);
-        const more = scanner.warningCount - scanner.warnings.length;
-        if (more > 0) warnings.push(`${more} more warnings of the same kinds not shown`);
-      } else if (!checked.name.endsWith('/')) {
-        warnings.push('name has neither _call nor _record; kept in the ZIP, rows not counted');
-      }
-      const entry: ZipEntrySummary = {
-        name: checked.name,
-        kind: checked.kind,
-        rows: scanner.rows,
-        header: scanner.header,
-        uncompressedBytes: bytes,
-        compressedBytes: checked.entry.compressedSize,
-      };
-      if (warnings.length > 0) entry.warnings = warnings;
-      summary.entries.push(entry);
-      // Unknown entries may hold data under names we do not know: never call such a ZIP empty.
-      if (!checked.name.endsWith('/') && (checked.kind === 'other' || scanner.rows > 0))
-        summary.empty = false;
+      if (parse) scanner.end();
+      read.push({ checked, scanner, bytes });
     }
-    summary.warnings.push(...kindWarnings(summary, options?.dataType));
-    for (const e of summary.entries)
-      for (const w of e.warnings ?? []) summary.warnings.push(`${e.name}: ${w}`);
-    return summary;
+    return summarize(read, options?.dataType);
   } finally {
     zip.close();
   }
+}
+
+/** An entry whose CRC-32 and size were checked, with the scanner its bytes went through (ended). */
+interface ReadEntry {
+  checked: CheckedEntry;
+  scanner: CsvRowScanner;
+  bytes: number;
+}
+
+/** verifyZip's summary of entries read in central-directory order. */
+function summarize(read: ReadEntry[], dataType: DataType | undefined): ZipSummary {
+  const summary: ZipSummary = { entries: [], warnings: [], empty: true };
+  for (const { checked, scanner, bytes } of read) {
+    const parse = checked.kind !== 'other';
+    const warnings: string[] = [];
+    if (parse) {
+      warnings.push(...scanner.warnings);
+      const more = scanner.warningCount - scanner.warnings.length;
+      if (more > 0) warnings.push(`${more} more warnings of the same kinds not shown`);
+    } else if (!checked.name.endsWith('/')) {
+      warnings.push('name has neither _call nor _record; kept in the ZIP, rows not counted');
+    }
+    const entry: ZipEntrySummary = {
+      name: checked.name,
+      kind: checked.kind,
+      rows: scanner.rows,
+      header: scanner.header,
+      uncompressedBytes: bytes,
+      compressedBytes: checked.entry.compressedSize,
+    };
+    if (warnings.length > 0) entry.warnings = warnings;
+    summary.entries.push(entry);
+    // Unknown entries may hold data under names we do not know: never call such a ZIP empty.
+    if (!checked.name.endsWith('/') && (checked.kind === 'other' || scanner.rows > 0)) summary.empty = false;
+  }
+  summary.warnings.push(...kindWarnings(summary, dataType));
+  for (const e of summary.entries) for (const w of e.warnings ?? []) summary.warnings.push(`${e.name}: ${w}`);
+  return summary;
 }
 
 /** A requested kind without a file, or files of a kind that was not requested; nothing for an empty ZIP. */
@@ -995,4 +1010,265 @@ export async function* readZipRows(path: string, limits?: ZipLimits): AsyncItera
   } finally {
     zip.close();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verifying while the bytes arrive
+
+const LOCAL_HEADER_SIG = 0x04034b50;
+const DESCRIPTOR_SIG = Buffer.from([0x50, 0x4b, 0x07, 0x08]);
+const LOCAL_HEADER_BYTES = 30;
+/** A data descriptor with its signature: 16 bytes, or 24 with ZIP64 sizes. */
+const DESCRIPTOR_MAX_BYTES = 24;
+
+/** What the streaming pass found for one entry, by the offset of its local header. */
+interface StreamedEntry {
+  offset: number;
+  method: number;
+  crc: number;
+  /** Bytes of entry data (stored: compressed = uncompressed). */
+  bytes: number;
+  scanner: CsvRowScanner;
+  parse: boolean;
+}
+
+/**
+ * verifyZip while the ZIP arrives (protocol §5), so that a download is read once: feed it the bytes in
+ * order with `push`, then call `finish(path)` once they are on disk. It walks the local headers of
+ * stored entries (how CC-FS's bill files of any size come: the CSV is not compressed, or the padded
+ * bench file), computing each entry's CRC-32 and counting its rows as the bytes pass, the end of an
+ * entry with a data descriptor found by its signature, CRC-32 and sizes. `finish` then reads only the
+ * central directory, applies every check verifyZip applies to it, and accepts the streamed results
+ * when each entry's offset, method, sizes and CRC-32 match what was streamed; the summary is then
+ * exactly verifyZip's. Anything else — a deflated entry, a descriptor without signature, a ZIP64 local
+ * header without its extra field, a mismatch of any kind, damage — and `finish` returns
+ * verifyZip(path) itself, with its errors. `push` never throws.
+ */
+export class StreamingZipVerifier {
+  /** Why the streaming pass stopped being usable (undefined while it still is). */
+  gaveUp: string | undefined;
+  /** Whether the last `finish` used the streamed results (false: it read the file again). */
+  streamed = false;
+  private readonly entries: StreamedEntry[] = [];
+  /** Absolute offset of the next byte pushed. */
+  private offset = 0;
+  /** Bytes held until enough arrive to decide (a local header, a possible data descriptor). */
+  private pending: Buffer | undefined;
+  private state: 'header' | 'data' | 'done' = 'header';
+  private current: StreamedEntry | undefined;
+  /** Data bytes still to come of an entry of known size; -1: ends at its data descriptor. */
+  private remaining = -1;
+
+  /** Feeds the next bytes of the ZIP, in order. */
+  push(chunk: Buffer): void {
+    if (this.state === 'done' || this.gaveUp !== undefined) return;
+    try {
+      let buf = chunk;
+      if (this.pending) {
+        buf = Buffer.concat([this.pending, chunk]);
+        this.pending = undefined;
+      }
+      // `base`: absolute offset of buf[0].
+      const base = this.offset - (buf.length - chunk.length);
+      this.offset += chunk.length;
+      let at = 0;
+      while (at < buf.length && this.usable()) {
+        at = this.state === 'header' ? this.header(buf, at, base) : this.data(buf, at);
+        if (at < 0) return; // the rest is pending
+      }
+    } catch (err) {
+      this.giveUp(`streaming verification failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  /**
+   * The summary of the ZIP now at `path`: from the streamed results when the central directory
+   * confirms them, else verifyZip(path, options). Errors are verifyZip's.
+   */
+  async finish(path: string, options?: VerifyZipOptions): Promise<ZipSummary> {
+    this.streamed = false;
+    // 'done': the bytes reached what follows the last entry (the central directory).
+    if (this.state !== 'done') this.giveUp('the data ended before the central directory');
+    if (this.gaveUp === undefined) {
+      const zip = await openZip(path);
+      try {
+        const entries = await checkDirectory(zip, resolveLimits(options));
+        const byOffset = new Map(this.entries.map((e) => [e.offset, e]));
+        const read: ReadEntry[] = [];
+        for (const checked of entries) {
+          const e = byOffset.get(checked.entry.relativeOffsetOfLocalHeader);
+          const d = checked.entry;
+          if (
+            !e ||
+            e.method !== 0 ||
+            d.compressionMethod !== 0 ||
+            d.compressedSize !== e.bytes ||
+            d.uncompressedSize !== e.bytes ||
+            d.crc32 >>> 0 !== e.crc >>> 0 ||
+            e.parse !== (checked.kind !== 'other')
+          ) {
+            this.giveUp(`entry "${checked.name}" differs from what was streamed`);
+            break;
+          }
+          if (e.parse) e.scanner.end();
+          read.push({ checked, scanner: e.scanner, bytes: e.bytes });
+        }
+        if (this.gaveUp === undefined && read.length === this.entries.length) {
+          this.streamed = true;
+          return summarize(read, options?.dataType);
+        }
+        this.gaveUp ??= 'the central directory lists other entries than were streamed';
+      } catch {
+        // verifyZip below reports the error in its own words.
+      } finally {
+        zip.close();
+      }
+    }
+    return verifyZip(path, options);
+  }
+
+  /** Still reading entries (a method, so that the loop re-reads the state its steps change). */
+  private usable(): boolean {
+    return this.state !== 'done' && this.gaveUp === undefined;
+  }
+
+  private giveUp(reason: string): void {
+    this.gaveUp ??= reason;
+    this.pending = undefined;
+  }
+
+  /** Parses a local header at `at`; returns where its data starts, or -1 with the bytes held. */
+  private header(buf: Buffer, at: number, base: number): number {
+    if (buf.length - at < 4) return this.hold(buf, at);
+    if (buf.readUInt32LE(at) !== LOCAL_HEADER_SIG) {
+      // The central directory (or anything else): the entries are over.
+      this.state = 'done';
+      return buf.length;
+    }
+    if (buf.length - at < LOCAL_HEADER_BYTES) return this.hold(buf, at);
+    const nameLength = buf.readUInt16LE(at + 26);
+    const extraLength = buf.readUInt16LE(at + 28);
+    const end = at + LOCAL_HEADER_BYTES + nameLength + extraLength;
+    if (buf.length < end) return this.hold(buf, at);
+    const flags = buf.readUInt16LE(at + 6);
+    const method = buf.readUInt16LE(at + 8);
+    if (method !== 0) {
+      this.giveUp(`entry compressed with method ${method}`);
+      return buf.length;
+    }
+    if (flags & 0x1) {
+      this.giveUp('encrypted entry');
+      return buf.length;
+    }
+    const name = buf.subarray(at + LOCAL_HEADER_BYTES, at + LOCAL_HEADER_BYTES + nameLength);
+    // The kind decides whether rows are counted; the central directory's name is checked in finish.
+    const decoded = yauzl.getFileNameLowLevel(flags, Buffer.from(name), [], false);
+    const kind = decoded.endsWith('/') ? 'other' : classifyEntryName(decoded);
+    this.current = {
+      offset: base + at,
+      method,
+      crc: 0,
+      bytes: 0,
+      scanner: new CsvRowScanner(false),
+      parse: kind !== 'other',
+    };
+    this.entries.push(this.current);
+    if (flags & 0x8) {
+      this.remaining = -1;
+    } else {
+      let size = buf.readUInt32LE(at + 18);
+      if (size === 0xffffffff) {
+        const zip64 = zip64CompressedSize(buf.subarray(end - extraLength, end), buf.readUInt32LE(at + 22));
+        if (zip64 === undefined) {
+          this.giveUp('ZIP64 local header without its sizes');
+          return buf.length;
+        }
+        size = zip64;
+      }
+      this.remaining = size;
+    }
+    this.state = 'data';
+    return end;
+  }
+
+  /** Consumes entry data from `at`; returns where the next header starts, or -1 with bytes held. */
+  private data(buf: Buffer, at: number): number {
+    const entry = this.current!;
+    if (this.remaining >= 0) {
+      const n = Math.min(this.remaining, buf.length - at);
+      this.feed(entry, buf.subarray(at, at + n));
+      this.remaining -= n;
+      if (this.remaining === 0) this.state = 'header';
+      return at + n;
+    }
+    // A data descriptor ends the entry: its signature, then the CRC-32 and sizes of the bytes before it.
+    for (;;) {
+      const sig = buf.indexOf(DESCRIPTOR_SIG, at);
+      // Keep back a tail that could begin a signature straddling two chunks (rarely any).
+      const safeEnd = sig === -1 ? Math.max(at, buf.length - signaturePrefixAtEnd(buf)) : sig;
+      if (safeEnd > at) this.feed(entry, buf.subarray(at, safeEnd));
+      at = safeEnd;
+      if (sig === -1) return this.hold(buf, at);
+      if (buf.length - sig < DESCRIPTOR_MAX_BYTES) {
+        // Enough for a 16-byte descriptor may already be here; wait for 24 unless it matches already.
+        if (buf.length - sig >= 16 && this.descriptorMatches(buf, sig, false)) return sig + 16;
+        return this.hold(buf, sig);
+      }
+      if (this.descriptorMatches(buf, sig, false)) return sig + 16;
+      if (this.descriptorMatches(buf, sig, true)) return sig + 24;
+      // Data that happens to look like a signature.
+      this.feed(entry, buf.subarray(sig, sig + 1));
+      at = sig + 1;
+    }
+  }
+
+  private descriptorMatches(buf: Buffer, sig: number, zip64: boolean): boolean {
+    const entry = this.current!;
+    if (buf.readUInt32LE(sig + 4) !== entry.crc >>> 0) return false;
+    const ok = zip64
+      ? Number(buf.readBigUInt64LE(sig + 8)) === entry.bytes &&
+        Number(buf.readBigUInt64LE(sig + 16)) === entry.bytes
+      : buf.readUInt32LE(sig + 8) === entry.bytes && buf.readUInt32LE(sig + 12) === entry.bytes;
+    if (ok) this.state = 'header';
+    return ok;
+  }
+
+  private feed(entry: StreamedEntry, bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    entry.crc = crc32(bytes, entry.crc);
+    entry.bytes += bytes.length;
+    if (entry.parse) entry.scanner.push(bytes);
+  }
+
+  private hold(buf: Buffer, at: number): number {
+    // A copy: the caller's buffer may be reused once push returns.
+    this.pending = at < buf.length ? Buffer.from(buf.subarray(at)) : undefined;
+    return -1;
+  }
+}
+
+/** How many last bytes of `buf` (0–3) are the start of a data descriptor signature. */
+function signaturePrefixAtEnd(buf: Buffer): number {
+  for (let n = Math.min(DESCRIPTOR_SIG.length - 1, buf.length); n > 0; n--) {
+    if (buf.subarray(buf.length - n).equals(DESCRIPTOR_SIG.subarray(0, n))) return n;
+  }
+  return 0;
+}
+
+/** The compressed size in a local header's ZIP64 extra field (tag 1: uncompressed size first, then compressed). */
+function zip64CompressedSize(extra: Buffer, uncompressed32: number): number | undefined {
+  let i = 0;
+  while (i + 4 <= extra.length) {
+    const tag = extra.readUInt16LE(i);
+    const size = extra.readUInt16LE(i + 2);
+    if (tag === 0x0001) {
+      // In a local header both sizes are present when either is 0xFFFFFFFF; read what is there.
+      let p = i + 4;
+      if (uncompressed32 === 0xffffffff || size >= 16) p += 8;
+      if (p + 8 > i + 4 + size) return undefined;
+      return Number(extra.readBigUInt64LE(p));
+    }
+    i += 4 + size;
+  }
+  return undefined;
 }
