@@ -30,7 +30,7 @@ RUN apt-get update \
 # core thread a malloc arena; with these a worker's 10-year backfill stays under 250 MB RSS. Override
 # NODE_OPTIONS / MALLOC_ARENA_MAX per container to change them.
 ENV NODE_ENV=production \
-    NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=192" \
+    NODE_OPTIONS="--max-semi-space-size=1 --max-old-space-size=128" \
     MALLOC_ARENA_MAX=2 \
     WORKFLOW_BUNDLE_PATH=/app/dist/workflow-bundle.js \
     OUTPUT_DIR=/data/exports \

@@ -11,7 +11,7 @@
  */
 
 /** Node flags of the worker process (also given as NODE_OPTIONS in the image and in compose). */
-export const WORKER_NODE_FLAGS = ['--max-semi-space-size=4', '--max-old-space-size=192'] as const;
+export const WORKER_NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=128'] as const;
 
 /** Environment of the worker process: glibc reads MALLOC_ARENA_MAX at start, so it cannot be set from inside. */
 export const WORKER_MEMORY_ENV = {
@@ -20,7 +20,7 @@ export const WORKER_MEMORY_ENV = {
 
 /**
  * The worker's sticky workflow cache (`maxCachedWorkflows`). The SDK sizes it from the heap limit —
- * ~2,300 workflows with a 4 GB heap, 10 with the 192 MB one above, fewer than one export's chunks in
+ * ~2,300 workflows with a 4 GB heap, 10 with the 128 MB one above, fewer than one export's chunks in
  * flight plus the export, so workflows would be replayed from their histories at every task. An
  * export caches itself and its chunks in flight (maxChunksInFlight, default 4), so this covers dozens
  * of concurrent exports; a workflow evicted from the cache is replayed, never lost.
