@@ -4,7 +4,10 @@ import { connectClientServices, TemporalUnavailableError, type ClientServices } 
 import type { z } from 'zod';
 import { FILTER_KEYS } from '../ccfs/protocol';
 import type { Config } from '../lib/config';
+import { join, resolve } from 'node:path';
+import { writeJsonAtomic } from '../activities/output-store';
 import { loadCoverage, type PairCoverage } from '../lib/coverage';
+import { ExportRecords, LocalRecordSource } from '../lib/export-records';
 import { describeIssues } from '../lib/export-input';
 import {
   BackfillInput,
@@ -269,9 +272,6 @@ export function scheduleCommands(ctx: ScheduleCliContext): Command[] {
           result.mode === 'force'
             ? `forced re-export of ${result.days.length} day(s), ${result.from} … ${result.to}:`
             : `backfill of ${result.days.length} day(s), ${result.from} … ${result.to}, through schedule ${id}: ${result.counts.started} started, ${result.counts.skipped} skipped, ${result.counts.not_started} not started`,
-        // A day that did not start is not done: exit 2, as an export that finished with failures does.
-        if (result.counts.not_started > 0)
-          throw ctx.fail(`${result.counts.not_started} day(s) did not start; run the backfill again`, 2);
           ...result.days.map((d) =>
             d.outcome === 'started'
               ? `  ${d.day}  started  ${d.dayWorkflowId}`
@@ -279,6 +279,9 @@ export function scheduleCommands(ctx: ScheduleCliContext): Command[] {
           ),
           'follow with: ccfs-export coverage',
         ]);
+        // A day that did not start is not done: exit 2, as an export that finished with failures does.
+        if (result.counts.not_started > 0)
+          throw ctx.fail(`${result.counts.not_started} day(s) did not start; run the backfill again`, 2);
       });
     });
 
@@ -293,27 +296,49 @@ export function scheduleCommands(ctx: ScheduleCliContext): Command[] {
     .option('--from <day>', 'first day of the window (default: the first day ever scheduled or run)')
     .option('--to <day>', 'last day of the window (default: the last day whose run is due)')
     .option('--json')
-    .action(async (opts: { tenant?: string; type?: string; from?: string; to?: string; json?: boolean }) => {
-      for (const [name, value] of [
-        ['--from', opts.from],
-        ['--to', opts.to],
-      ] as const) {
-        if (value !== undefined && !Day.safeParse(value).success)
-          throw ctx.fail(`${name} must be a day as yyyy-MM-dd`);
-      }
-      await withService(async (service, client) => {
-        const rows = await loadCoverage(
-          client,
-          service,
-          { tenant: opts.tenant, dataType: opts.type, from: opts.from, to: opts.to },
-          new Date(),
-          service.settings.records,
-        );
-        print(opts.json, rows, () =>
-          rows.length === 0 ? ['no daily exports yet'] : rows.flatMap((c) => [...coverageLines(c), '']),
-        );
-      });
-    });
+    .option(
+      '--rebuild-index',
+      'first write the index entries missing from OUTPUT_DIR/.index from the manifests there (exports finished before the index existed)',
+    )
+    .action(
+      async (opts: {
+        tenant?: string;
+        type?: string;
+        from?: string;
+        to?: string;
+        json?: boolean;
+        rebuildIndex?: boolean;
+      }) => {
+        for (const [name, value] of [
+          ['--from', opts.from],
+          ['--to', opts.to],
+        ] as const) {
+          if (value !== undefined && !Day.safeParse(value).success)
+            throw ctx.fail(`${name} must be a day as yyyy-MM-dd`);
+        }
+        if (opts.rebuildIndex) {
+          const root = resolve(ctx.getConfig().OUTPUT_DIR);
+          const written = await new ExportRecords([new LocalRecordSource(root)]).rebuild((rel, entry) =>
+            writeJsonAtomic(join(root, rel), entry),
+          );
+          io.err(
+            `index: ${written} entr${written === 1 ? 'y' : 'ies'} written under ${join(root, '.index')}`,
+          );
+        }
+        await withService(async (service, client) => {
+          const rows = await loadCoverage(
+            client,
+            service,
+            { tenant: opts.tenant, dataType: opts.type, from: opts.from, to: opts.to },
+            new Date(),
+            service.settings.records,
+          );
+          print(opts.json, rows, () =>
+            rows.length === 0 ? ['no daily exports yet'] : rows.flatMap((c) => [...coverageLines(c), '']),
+          );
+        });
+      },
+    );
 
   return [schedule, coverage];
 }

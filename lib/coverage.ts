@@ -6,10 +6,11 @@ import type { ExportRecords } from './export-records';
 import { dueThrough, type ScheduleService, type ScheduleSummaryView } from './schedule-service';
 
 /**
- * Which days of each tenant and data type are exported, derived from Temporal visibility alone (no
- * state of our own to drift): every run of a `dayExportWorkflow` carries its tenant, data type and day
- * as search attributes, its outcome (`verified`, `empty`, `failed`) in `CcfsExportState` and its export
- * ID and error in the memo.
+ * Which days of each tenant and data type are exported, from two sources that never disagree on a
+ * finished day: Temporal visibility (every run of a `dayExportWorkflow` carries its tenant, data type
+ * and day as search attributes, its outcome — `verified`, `empty`, `failed` — in `CcfsExportState`
+ * and its export ID and error in the memo) and the durable record of finished exports
+ * (lib/export-records.ts), which outlives the namespace's retention. Visibility adds what is running.
  *
  * A day's state is decided over all its runs:
  * - `verified` / `empty`: some run completed (the latest such run names the export). A later failed or

@@ -308,6 +308,8 @@ export interface BackfillDay {
   reason?: string;
   runId?: string;
   exportId?: string;
+  /** Who started a `started` day: the schedule's run, or the backfill itself when the schedule dropped or delayed the day. */
+  startedBy?: 'schedule' | 'direct';
 }
 
 export interface BackfillResult {
@@ -340,7 +342,9 @@ export function dayRanges(days: string[]): Array<[string, string]> {
 
 const DEFAULT_BACKFILL_CONFIRM_MS = 120_000;
 /** Without a newly started day for this long, the backfill of the days still waiting is asked again. */
-const BACKFILL_STALL_MS = 15_000;
+const BACKFILL_STALL_MS = 10_000;
+/** Days the schedule has not started this long after the backfill are started directly. */
+const BACKFILL_DIRECT_AFTER_MS = 30_000;
 /** Client and server clocks: a run that started this much before the request still counts as ours. */
 const CLOCK_SLACK_MS = 2_000;
 
@@ -656,8 +660,9 @@ export class ScheduleService {
    * of its day workflow that started after the request (`started`), or the day's workflow already
    * completed or running (`skipped`: the schedule's run finds the lock taken). Some server versions
    * drop part of a backfill (several at once on one schedule, or an action exactly at the window's
-   * start): the days still waiting after a stall are asked for again, at most twice, and what never
-   * starts is reported `not_started` with the reason.
+   * start): the days still waiting after a stall are asked for once more, then (after a second stall
+   * or 30 s) their day workflows are started directly under the same lock; what never starts is
+   * reported `not_started` with the reason.
    */
   private async confirmBackfill(
     handle: ScheduleHandle,
@@ -675,9 +680,11 @@ export class ScheduleService {
       );
     await ask(days);
     const done = new Map<string, BackfillDay>();
-    const deadline = Date.now() + (this.settings.backfillConfirmMs ?? DEFAULT_BACKFILL_CONFIRM_MS);
+    const startedAt = Date.now();
+    const deadline = startedAt + (this.settings.backfillConfirmMs ?? DEFAULT_BACKFILL_CONFIRM_MS);
     let progressAt = Date.now();
     let asked = 1;
+    let direct = false;
     for (;;) {
       const pending = days.filter((d) => !done.has(d));
       if (pending.length === 0) break;
@@ -686,9 +693,20 @@ export class ScheduleService {
         progressAt = Date.now();
       }
       if (days.every((d) => done.has(d)) || Date.now() >= deadline) break;
-      if (Date.now() - progressAt >= BACKFILL_STALL_MS && asked < 3) {
+      const stalled = Date.now() - progressAt >= BACKFILL_STALL_MS;
+      if (stalled && asked < 2) {
         await ask(days.filter((d) => !done.has(d)));
         asked++;
+        progressAt = Date.now();
+      } else if (!direct && (stalled || Date.now() - startedAt >= BACKFILL_DIRECT_AFTER_MS)) {
+        // The schedule has dropped or is far behind on these days: start their day workflows the
+        // way the schedule's run does (same ID and reuse policy, so the lock is the same); a run the
+        // schedule still starts later finds the day taken and is skipped.
+        await this.startDays(
+          action,
+          days.filter((d) => !done.has(d)),
+        );
+        direct = true;
         progressAt = Date.now();
       }
       await new Promise((r) => setTimeout(r, 500));
@@ -704,6 +722,28 @@ export class ScheduleService {
           reason: `no run of ${id(day)} started within ${waited} s although the backfill was asked ${asked} time(s); the schedule took no action for this day — run the backfill again`,
         },
     );
+  }
+
+  /** Starts the day workflows of `days` directly, under the lock's policy (`ALLOW_DUPLICATE_FAILED_ONLY`). */
+  private async startDays(action: DailyExportInput, days: string[]): Promise<void> {
+    for (const day of days) {
+      const args: DayExportInput = { ...action, day, origin: `backfill:${action.scheduleId ?? 'schedule'}` };
+      try {
+        await this.client.workflow.start<typeof dayExportWorkflow>('dayExportWorkflow', {
+          taskQueue: this.settings.taskQueue,
+          workflowId: dayWorkflowId(action.tenant, action.dataType, day),
+          args: [args],
+          workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+          workflowIdConflictPolicy: 'FAIL',
+          typedSearchAttributes: daySearchAttributes(args),
+          memo: { timeZone: action.timeZone, scheduleId: action.scheduleId } satisfies DayMemo,
+          staticSummary: `day ${day} of ${action.tenant}/${action.dataType} (${action.timeZone}), backfill`,
+        });
+      } catch (err) {
+        // Verified, empty or running: the next poll reports it as skipped.
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      }
+    }
   }
 
   /** The days of `pending` whose run is settled for a backfill requested at `since` (see confirmBackfill). */
@@ -730,6 +770,7 @@ export class ScheduleService {
           state?: string;
           exportId?: string;
           runId: string;
+          direct: boolean;
         }
       >();
       for await (const wf of this.client.workflow.list({ query })) {
@@ -750,6 +791,7 @@ export class ScheduleService {
           state: typeof state === 'string' ? state : undefined,
           exportId: typeof exportId === 'string' ? exportId : undefined,
           runId: wf.runId,
+          direct: wf.parentExecution === undefined,
         });
       }
       for (const day of batch) {
@@ -760,7 +802,14 @@ export class ScheduleService {
           dayWorkflowId: dayWorkflowId(action.tenant, action.dataType, day),
           exportId: run.exportId,
         };
-        if (run.started) out.push({ ...base, outcome: 'started', started: true, runId: run.runId });
+        if (run.started)
+          out.push({
+            ...base,
+            outcome: 'started',
+            started: true,
+            runId: run.runId,
+            startedBy: run.direct ? 'direct' : 'schedule',
+          });
         else if (run.status === 'RUNNING')
           out.push({ ...base, outcome: 'skipped', started: false, reason: 'being exported right now' });
         else if (run.status === 'COMPLETED')

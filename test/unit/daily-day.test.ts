@@ -132,9 +132,9 @@ describe('backfill window', () => {
     }
   });
 
-  it('starts at the local midnight after the first day and ends a second before the midnight two days after the last', () => {
+  it('starts a second before the local midnight after the first day (servers that treat the start as exclusive still run an action at 00:00) and ends a second before the midnight two days after the last', () => {
     expect(backfillWindow('2024-03-08', '2024-03-12', 'America/New_York')).toEqual({
-      start: new Date('2024-03-09T05:00:00Z'),
+      start: new Date('2024-03-09T04:59:59Z'),
       end: new Date('2024-03-14T03:59:59Z'),
     });
   });
