@@ -135,9 +135,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     callback: { baseUrl: apiUrl, key: tokenKey, ...options.workerCallback },
     logger: logger.child({ name: 'worker' }),
     metrics,
+    ...(options.publish && { publish: options.publish }),
   };
   const nativeConnection = await NativeConnection.connect({ address });
-    ...(options.publish && { publish: options.publish }),
   const workers = await createWorkers(
     { connection: nativeConnection, namespace: 'default', taskQueue, ccfsCallsPerSecond: 200, ccfsConcurrency: 20, workflowBundle: await workflowBundle() },
     deps,
