@@ -153,25 +153,13 @@ async function runExport(input: ExportWorkflowInput): Promise<ExportResult> {
   let starting = 0;
 
   const running = () => ledger.filter((e) => e.state === 'running');
-  /**
-   * Patch query-slots (issue 14): `maxChunksInFlight` bounds the chunks holding one of CC-FS's query
-   * slots. A chunk that reports `downloading` (chunkProgressSignal) has had its file generated, so
-   * the next chunk's query starts then instead of after the download, the save and the chunk's end;
-   * downloads still in progress are bounded by as many again. Set once the run is running.
-   */
-  let querySlots = false;
-  const canLaunch = (): boolean => {
-    const active = running();
-    if (!querySlots) return active.length < options.maxChunksInFlight;
-    const querying = active.filter((e) => e.progress?.phase !== 'downloading').length;
-    return querying < options.maxChunksInFlight && active.length < 2 * options.maxChunksInFlight;
-  };
 
   /** Running chunks, oldest first, when the export can start no other chunk now: what it waits for. */
   function waitingFor(): WaitingChunk[] | undefined {
     const active = running();
     if (active.length === 0) return undefined;
-    const canStart = !halted && canLaunch() && ledger.some((e) => e.state === 'pending');
+    const canStart =
+      !halted && active.length < options.maxChunksInFlight && ledger.some((e) => e.state === 'pending');
     if (canStart) return undefined;
     return active
       .sort((a, b) => (a.startedAt ?? '').localeCompare(b.startedAt ?? ''))
@@ -648,7 +636,6 @@ async function runExport(input: ExportWorkflowInput): Promise<ExportResult> {
     firstLedger(prepared);
   }
   setState('running');
-  querySlots = patched('query-slots');
 
   // Only a run that did something (started a chunk, took a result) continues as new: a history that
   // is already long when the run starts could otherwise continue as new forever without progress.
@@ -680,15 +667,12 @@ async function runExport(input: ExportWorkflowInput): Promise<ExportResult> {
           nextIndex,
         });
       }
-      if (next && (querySlots ? canLaunch() : active < options.maxChunksInFlight)) {
+      if (next && active < options.maxChunksInFlight) {
         launch(next);
         continue;
       }
       const seen = version;
-      // A chunk reporting `downloading` frees a query slot without bumping the version.
-      await condition(
-        () => version !== seen || shouldContinueAsNew() || (querySlots && next !== undefined && canLaunch()),
-      );
+      await condition(() => version !== seen || shouldContinueAsNew());
     }
     await saves;
   } catch (err) {
