@@ -8,7 +8,6 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
-import { msToTs } from '@temporalio/common/lib/time';
 import { createCli, type Io } from '../../cli/main';
 import { freePort, portIsFree } from '../../dev/temporal-server';
 import { loadConfig } from '../../lib/config';
@@ -16,6 +15,7 @@ import { cliCommand } from '../../scripts/register-search-attributes';
 import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import type { ExportStatusView, ExportSummary } from '../../lib/export-service';
 import { startSimulator, type RunningSimulator } from '../../simulator/app';
+import { freshNamespace } from '../support/namespaces';
 import { chunkWorkflowId, exportWorkflowId, type ExportResult } from '../../workflows/definitions';
 
 /**
@@ -533,22 +533,7 @@ describe('observability of a running service', () => {
     /** IndexedValueType wire values of the two types the attributes use. */
     const TYPES: Record<string, number> = { Keyword: 2, Datetime: 6, KeywordList: 7 };
 
-    async function freshNamespace(): Promise<string> {
-      const namespace = `ccfs-sa-${randomUUID().slice(0, 8)}`;
-      await connection.workflowService.registerNamespace({
-        namespace,
-        workflowExecutionRetentionPeriod: msToTs(86_400_000),
-      });
-      await until(
-        `namespace ${namespace}`,
-        async () =>
-          (await connection.operatorService.listSearchAttributes({ namespace }).catch(() => undefined))
-            ? true
-            : undefined,
-        30_000,
-      );
-      return namespace;
-    }
+    const fresh = () => freshNamespace(connection, 'ccfs-sa');
 
     async function registered(namespace: string): Promise<Record<string, number>> {
       const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
@@ -563,7 +548,7 @@ describe('observability of a running service', () => {
       Object.fromEntries(Object.entries(SEARCH_ATTRIBUTES).map(([k, t]) => [k, TYPES[t]]));
 
     it('registers every attribute the workflows set with npm run register-search-attributes, and a second run changes nothing', async () => {
-      const namespace = await freshNamespace();
+      const namespace = await fresh();
       expect(await registered(namespace)).toEqual({});
       const run = () =>
         spawnSync('npm', ['run', '--silent', 'register-search-attributes'], {
@@ -587,7 +572,7 @@ describe('observability of a running service', () => {
     });
 
     it('prints a Temporal CLI command that registers the same attributes', async () => {
-      const namespace = await freshNamespace();
+      const namespace = await fresh();
       const args = cliCommand(namespace).split(' ').slice(1);
       const result = spawnSync(inject('temporalCli'), [...args, '--address', inject('temporalAddress')], {
         encoding: 'utf8',

@@ -2,11 +2,11 @@ import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
-import { msToTs } from '@temporalio/common/lib/time';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../dev/temporal-server';
 import { registerSearchAttributes } from '../../scripts/register-search-attributes';
 import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { freshNamespace } from '../support/namespaces';
 import { freePortPair, startService } from '../support/processes';
 import { until } from '../support/until';
 
@@ -30,22 +30,7 @@ describe('search attributes at start-up', () => {
     await connection?.close();
   });
 
-  async function freshNamespace(): Promise<string> {
-    const namespace = `ccfs-sa-check-${randomUUID().slice(0, 8)}`;
-    await connection.workflowService.registerNamespace({
-      namespace,
-      workflowExecutionRetentionPeriod: msToTs(86_400_000),
-    });
-    await until(
-      `namespace ${namespace}`,
-      async () =>
-        (await connection.operatorService.listSearchAttributes({ namespace }).catch(() => undefined))
-          ? true
-          : undefined,
-      30_000,
-    );
-    return namespace;
-  }
+  const newNamespace = () => freshNamespace(connection, 'ccfs-sa-check');
 
   const baseEnv = async (namespace: string) => ({
     PATH: process.env.PATH ?? '',
@@ -82,21 +67,21 @@ describe('search attributes at start-up', () => {
   };
 
   it('the worker refuses to start on a namespace without them, naming each and the command', async () => {
-    const namespace = await freshNamespace();
+    const namespace = await newNamespace();
     const result = run('worker/main.ts', await baseEnv(namespace));
     expectRefusal(result, namespace);
     expect(result.stdout).not.toContain('"msg":"worker started"');
   }, 120_000);
 
   it('the API refuses to start on a namespace without them, before it listens', async () => {
-    const namespace = await freshNamespace();
+    const namespace = await newNamespace();
     const result = run('api/main.ts', await baseEnv(namespace));
     expectRefusal(result, namespace);
     expect(result.stdout).not.toContain('"msg":"api listening"');
   }, 120_000);
 
   it('names only what is missing, and starts once everything is registered', async () => {
-    const namespace = await freshNamespace();
+    const namespace = await newNamespace();
     // One attribute short: only that one is named.
     await connection.operatorService.addSearchAttributes({
       namespace,

@@ -97,6 +97,44 @@ describe('tenant zones: CLI and API agree', () => {
       timeout: 60_000,
     });
 
+  /** `ccfs-export export` of one day-range of `tenant`. */
+  const cliExport = (
+    exportId: string,
+    tenant: string,
+    range: { from: string; to: string },
+    ...more: string[]
+  ) =>
+    cli([
+      'export',
+      '--export-id',
+      exportId,
+      '--from',
+      range.from,
+      '--to',
+      range.to,
+      '--type',
+      'call',
+      '--account-id',
+      tenant,
+      ...more,
+    ]);
+  /** `ccfs-export schedule create` of a paused daily schedule of `tenant`. */
+  const cliSchedule = (scheduleId: string, tenant: string, ...more: string[]) =>
+    cli([
+      'schedule',
+      'create',
+      '--id',
+      scheduleId,
+      '--type',
+      'call',
+      '--at',
+      '06:30',
+      '--account-id',
+      tenant,
+      '--paused',
+      ...more,
+    ]);
+
   const apiCall = (method: string, path: string, body?: unknown) =>
     fetch(`${apiUrl}${path}`, {
       method,
@@ -126,20 +164,7 @@ describe('tenant zones: CLI and API agree', () => {
       filters: { accountId: TENANT },
     });
     expect(res.status, await res.clone().text()).toBe(201);
-    const run = cli([
-      'export',
-      '--export-id',
-      viaCli,
-      '--from',
-      range.from,
-      '--to',
-      range.to,
-      '--type',
-      'call',
-      '--account-id',
-      TENANT,
-      '--json',
-    ]);
+    const run = cliExport(viaCli, TENANT, range, '--json');
     expect(run.status, run.stderr).toBe(0);
 
     const a = await started(viaApi);
@@ -170,19 +195,7 @@ describe('tenant zones: CLI and API agree', () => {
       error: 'unknown_tenant',
       message: 'no tenant "acc0009" is configured',
     });
-    const run = cli([
-      'export',
-      '--export-id',
-      exportId,
-      '--from',
-      '2024-03-01 00:00:00',
-      '--to',
-      '2024-03-02 00:00:00',
-      '--type',
-      'call',
-      '--account-id',
-      'acc0009',
-    ]);
+    const run = cliExport(exportId, 'acc0009', { from: '2024-03-01 00:00:00', to: '2024-03-02 00:00:00' });
     expect(run.status).toBe(1);
     expect(run.stderr).toContain('no tenant "acc0009" is configured');
     // Neither started anything.
@@ -201,20 +214,7 @@ describe('tenant zones: CLI and API agree', () => {
       paused: true,
     });
     expect(res.status, await res.clone().text()).toBe(201);
-    const run = cli([
-      'schedule',
-      'create',
-      '--id',
-      viaCli,
-      '--type',
-      'call',
-      '--at',
-      '06:30',
-      '--account-id',
-      TENANT,
-      '--paused',
-      '--json',
-    ]);
+    const run = cliSchedule(viaCli, TENANT, '--json');
     expect(run.status, run.stderr).toBe(0);
     const view = async (id: string) =>
       (await (await apiCall('GET', `/schedules/${id}`)).json()) as { timeZone: string; tenant: string };
@@ -231,19 +231,7 @@ describe('tenant zones: CLI and API agree', () => {
       paused: true,
     });
     expect(refused.status).toBe(400);
-    const cliRefused = cli([
-      'schedule',
-      'create',
-      '--id',
-      unknownId,
-      '--type',
-      'call',
-      '--at',
-      '06:30',
-      '--account-id',
-      'acc0009',
-      '--paused',
-    ]);
+    const cliRefused = cliSchedule(unknownId, 'acc0009');
     expect(cliRefused.status).toBe(1);
     expect(cliRefused.stderr).toContain('no tenant "acc0009" is configured');
     expect((await apiCall('GET', `/schedules/${unknownId}`)).status).toBe(404);
