@@ -206,6 +206,8 @@ async function runExport(input: ExportWorkflowInput): Promise<ExportResult> {
       lines.push(
         '',
         `**Waiting for ${n} chunk${n === 1 ? '' : 's'}:**`,
+        // A blank line first: the Temporal UI's Markdown does not start a list right after a line.
+        '',
         ...waiting.map((c) => `- ${describeWaitingChunk(c)}`),
       );
     } else {
@@ -217,6 +219,7 @@ async function runExport(input: ExportWorkflowInput): Promise<ExportResult> {
       lines.push(
         '',
         '**Failed:**',
+        '',
         ...failed.map((e) => `- #${e.index} ${e.begin} → ${e.end}: ${e.error ?? ''}`),
       );
     const warned = ledger.filter((e) => e.warnings?.length).slice(0, 10);
@@ -224,6 +227,7 @@ async function runExport(input: ExportWorkflowInput): Promise<ExportResult> {
       lines.push(
         '',
         '**Warnings** (verified; the data is kept, read the manifest):',
+        '',
         ...warned.map(
           (e) =>
             `- #${e.index} ${e.begin} → ${e.end}: ${e.warnings![0]}${e.warnings!.length > 1 ? ` (+${e.warnings!.length - 1} more)` : ''}`,

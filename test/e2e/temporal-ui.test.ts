@@ -106,7 +106,9 @@ async function waitForText(
 
 /** The cells of the first Markdown table in the "Current Details" frame, row by row. */
 async function currentDetailsItems(page: Page): Promise<string[]> {
-  return (await page.frameLocator('#user-metadata-current-details').locator('li').allInnerTexts()).map((t) => t.trim());
+  return (await page.frameLocator('#user-metadata-current-details').locator('li').allInnerTexts()).map((t) =>
+    t.trim(),
+  );
 }
 
 async function tableCells(rows: Locator): Promise<string[][]> {
@@ -145,13 +147,14 @@ describe('Temporal UI for operators', () => {
     to: '2024-03-10 00:00:00',
     filters: { accountId: 'acc0001' },
   });
-  // Two chunks in flight, an hour to wait for a callback that never comes: it stays running until cancelled.
+  // Two chunks in flight, an hour to wait for a callback that never comes and to probe for its file
+  // (which is there): it stays running until cancelled.
   const waiting: ExportRequest = testRequest({
     exportId: 'cdr-2024-04',
     from: '2024-04-01 00:00:00',
     to: '2024-04-10 00:00:00',
     filters: { accountId: 'acc0001' },
-    options: { maxChunksInFlight: 2, callbackTimeoutSeconds: 3600 },
+    options: { maxChunksInFlight: 2, callbackTimeoutSeconds: 3600, probeIntervalSeconds: 3600 },
   });
 
   const runId = async (workflowId: string) =>
@@ -290,9 +293,25 @@ describe('Temporal UI for operators', () => {
       'call_record export 2024-04-01 00:00:00 → 2024-04-10 00:00:00 (Asia/Shanghai), tenant acc0001',
       'requested by test',
       'Export cdr-2024-04: running',
-      'Running: #0 2024-04-01, #1 2024-04-04',
+      // Both slots taken: the export says what it waits for, as each chunk reported it.
+      'Waiting for 2 chunks:',
+      '#0 2024-04-01 → 04-04 waiting for the CC-FS callback for responseId',
+      '#1 2024-04-04 → 04-07 waiting for the CC-FS callback for responseId',
     ]);
-    expect(await currentDetailsItems(page)).toEqual(['pending: 1', 'running: 2', 'verified: 0', 'empty: 0', 'failed: 0', 'cancelled: 0']);
+    const items = await currentDetailsItems(page);
+    expect(items.slice(0, 6)).toEqual([
+      'pending: 1',
+      'running: 2',
+      'verified: 0',
+      'empty: 0',
+      'failed: 0',
+      'cancelled: 0',
+    ]);
+    expect(items.slice(6)).toHaveLength(2);
+    for (const item of items.slice(6))
+      expect(item).toMatch(
+        /^#[01] 2024-04-0[14] → 04-0[47] waiting for the CC-FS callback for responseId [0-9a-f]{32} since \d\d:\d\d UTC \(request 1 of 4\)$/,
+      );
     const shot = await shoot(page, 'export-running.png');
 
     await page.goto(await workflowPage(workflowId, 'search-attributes'));
@@ -315,7 +334,14 @@ describe('Temporal UI for operators', () => {
       'call_record export 2024-03-01 00:00:00 → 2024-03-10 00:00:00 (Asia/Shanghai), tenant acc0001',
       'Export cdr-2024-03: completed',
     ]);
-    expect(await currentDetailsItems(page)).toEqual(['pending: 0', 'running: 0', 'verified: 3', 'empty: 0', 'failed: 0', 'cancelled: 0']);
+    expect(await currentDetailsItems(page)).toEqual([
+      'pending: 0',
+      'running: 0',
+      'verified: 3',
+      'empty: 0',
+      'failed: 0',
+      'cancelled: 0',
+    ]);
     const shot = await shoot(page, 'export-completed.png');
 
     await page.goto(await workflowPage(workflowId, 'search-attributes'));
@@ -333,14 +359,16 @@ describe('Temporal UI for operators', () => {
     expect(responseIds).toHaveLength(1);
     await page.goto(await workflowPage(workflowId, 'user-metadata'));
     await waitForText(page, [
-      'cdr-2024-04 chunk 1 of 3: call_record 2024-04-01 00:00:00 → 2024-04-04 00:00:00',
-      'Chunk 1 of 3 of export cdr-2024-04, Asia/Shanghai.',
+      'cdr-2024-04 chunk #0: call_record 2024-04-01 00:00:00 → 2024-04-04 00:00:00',
+      'Chunk #0 of export cdr-2024-04, Asia/Shanghai.',
       `Waiting for the CC-FS callback for responseId ${responseIds[0]} since`,
+      `_${responseIds[0]}.zip every 3600 s`,
     ]);
     expect(await currentDetailsItems(page)).toEqual([
       'requests: 1 of 4',
       `responseIds: ${responseIds[0]}`,
       'callbacks: 0 received, 0 rejected',
+      'probes: 0',
       'download attempts: 0',
     ]);
     const details = await shoot(page, 'chunk-waiting.png');
