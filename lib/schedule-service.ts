@@ -343,6 +343,16 @@ export function dayRanges(days: string[]): Array<[string, string]> {
 const DEFAULT_BACKFILL_CONFIRM_MS = 120_000;
 /** Without a newly started day for this long, the backfill of the days still waiting is asked again. */
 const BACKFILL_STALL_MS = 10_000;
+/** Between two looks at visibility (plus up to as much again, so concurrent backfills spread out). */
+const BACKFILL_POLL_MS = 1_000;
+
+/** gRPC RESOURCE_EXHAUSTED (8), as the SDK's ServiceError carries it or its cause. */
+function isResourceExhausted(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if ((e as { code?: unknown }).code === 8) return true;
+  }
+  return false;
+}
 /** Days the schedule has not started this long after the backfill are started directly. */
 const BACKFILL_DIRECT_AFTER_MS = 30_000;
 /** Client and server clocks: a run that started this much before the request still counts as ours. */
@@ -688,7 +698,15 @@ export class ScheduleService {
     for (;;) {
       const pending = days.filter((d) => !done.has(d));
       if (pending.length === 0) break;
-      for (const d of await this.dayRunStates(action, pending, since)) {
+      let settled: BackfillDay[] = [];
+      try {
+        settled = await this.dayRunStates(action, pending, since);
+      } catch (err) {
+        // Visibility is rate-limited per namespace (10 requests/s by default): several backfills
+        // waiting at once may meet the limit; the next poll asks again.
+        if (!isResourceExhausted(err)) throw err;
+      }
+      for (const d of settled) {
         done.set(d.day, d);
         progressAt = Date.now();
       }
@@ -709,7 +727,7 @@ export class ScheduleService {
         direct = true;
         progressAt = Date.now();
       }
-      await new Promise((r) => setTimeout(r, 500));
+      await new Promise((r) => setTimeout(r, BACKFILL_POLL_MS + Math.random() * BACKFILL_POLL_MS));
     }
     const waited = Math.round((this.settings.backfillConfirmMs ?? DEFAULT_BACKFILL_CONFIRM_MS) / 1000);
     return days.map(
