@@ -138,6 +138,15 @@ export const EnvSchema = z.object({
    */
   API_AUTH: z.enum(['token', 'none']).default('token'),
   WORKER_METRICS_PORT: port.default(9464),
+  /**
+   * Where the worker's `/metrics` listens: loopback unless set (`0.0.0.0`/`::` for every interface, as
+   * a Prometheus in another container needs) — the counters say which tenants export what.
+   */
+  WORKER_METRICS_HOST: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9.:%-]+$/, 'must be an address or host name')
+    .default('127.0.0.1'),
   /** On SIGTERM, how long running activities may finish before they are cancelled and handed back. */
   WORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).default(30),
   /** Prebuilt workflow bundle (`npm run build`); the image sets it, development bundles at start. */

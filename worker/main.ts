@@ -9,20 +9,6 @@ import { PinoTemporalLogger } from '../lib/temporal-logger';
 import { activityDepsFromConfig } from './activity-deps';
 import { createWorkers, runWorkers } from './create-workers';
 
-/**
- * Where the worker's `/metrics` listens: `WORKER_METRICS_HOST` (an address, `0.0.0.0`/`::` for every
- * interface, as a Prometheus in another container needs), loopback when unset or empty — the counters
- * say which tenants export what, which is nobody else's business on a shared machine.
- */
-function metricsListenHost(value: string | undefined): string {
-  if (value === undefined || value.trim() === '') return '127.0.0.1';
-  if (!/^[A-Za-z0-9.:%-]+$/.test(value.trim()))
-    throw new Error(
-      `invalid configuration:\n  WORKER_METRICS_HOST: must be an address or host name, got "${value}"`,
-    );
-  return value.trim();
-}
-
 /** The worker process: hosts the workflows and activities until SIGINT/SIGTERM. */
 async function main(): Promise<void> {
   const config = requireCcfs(loadConfig());
@@ -56,7 +42,7 @@ async function main(): Promise<void> {
       }
     })();
   });
-  const metricsHost = metricsListenHost(process.env.WORKER_METRICS_HOST);
+  const metricsHost = config.WORKER_METRICS_HOST;
   metricsServer.listen(config.WORKER_METRICS_PORT, metricsHost);
 
   const connection = await NativeConnection.connect(temporalConnectionOptions(config));

@@ -381,6 +381,28 @@ describe('as a user meets it', () => {
     expect(status.code).toBe(0);
     expect(status.stdout.length, status.stderr).toBeGreaterThan(500_000);
     expect((JSON.parse(status.stdout) as { chunks: unknown[] }).chunks).toHaveLength(121 * 24);
+    // A reader that stops early (`| head -c 100`) ends the CLI quietly, exit 0, no EPIPE stack trace.
+    // (Asynchronously: the worker that answers the CLI's query runs in this process.)
+    const early = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(
+        'bash',
+        [
+          '-c',
+          'set -o pipefail; "$0" bin/ccfs-export.mjs status "$1" --json | head -c 100',
+          process.execPath,
+          big,
+        ],
+        { cwd: ROOT, env: { ...process.env, ...cliEnv }, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.once('close', (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(early.stdout).toHaveLength(100);
+    expect(early.stderr).not.toMatch(/EPIPE|Error/);
+    expect(early.code, early.stderr).toBe(0);
     await stack.exports.cancel(big);
 
     // Many exports (on a queue no worker polls: they only have to exist), so the list is large.
