@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { OutputStore } from '../../activities/output-store';
+import { OutputStore, writeJsonAtomic } from '../../activities/output-store';
 import { combineRuns, summarise, type DayRun } from '../../lib/coverage';
 import { dailyExportDay, dayRunOf, ExportRecords, LocalRecordSource } from '../../lib/export-records';
 import { dayRanges } from '../../lib/schedule-service';
@@ -69,6 +69,20 @@ describe('durable record of finished exports', () => {
     });
     expect((await records.find(id))?.manifestPath).toBe(join(dir, id, 'manifest.json'));
     expect(await records.find('no-such-export')).toBeUndefined();
+  });
+
+  it('rebuilds the entries missing from the index from the manifests, and leaves present ones alone', async () => {
+    const records = new ExportRecords([new LocalRecordSource(dir)]);
+    const before = await records.entries();
+    expect(before.length).toBeGreaterThan(0);
+    rmSync(join(dir, '.index'), { recursive: true, force: true });
+    expect(await records.entries()).toEqual([]);
+    const write = (rel: string, entry: unknown) => writeJsonAtomic(join(dir, rel), entry);
+    expect(await records.rebuild(write)).toBe(before.length);
+    expect((await records.entries()).map((e) => [e.exportId, e.state, e.day])).toEqual(
+      before.map((e) => [e.exportId, e.state, e.day]),
+    );
+    expect(await records.rebuild(write)).toBe(0);
   });
 
   it('tells daily export IDs from look-alikes', () => {
