@@ -2,6 +2,7 @@ import type { ErrorRequestHandler } from 'express';
 import { z } from 'zod';
 import type { Logger } from '../lib/logger';
 import { describeIssues } from '../lib/export-input';
+import { WorkerUnavailableError } from '../lib/export-service';
 
 /** An error a handler throws to answer with a status and a stable code; the message is shown as is. */
 export class HttpError extends Error {
@@ -22,8 +23,15 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       res.status(err.status).json(err.body ?? { error: err.code, message: err.message });
       return;
     }
+    if (err instanceof WorkerUnavailableError) {
+      // Not the caller's fault and not ours to hide: the operator must start a worker.
+      res.status(503).json({ error: 'no_worker', message: err.message });
+      return;
+    }
     if (err instanceof z.ZodError) {
-      res.status(400).json({ error: 'invalid_request', message: 'the request is not valid', issues: describeIssues(err) });
+      res
+        .status(400)
+        .json({ error: 'invalid_request', message: 'the request is not valid', issues: describeIssues(err) });
       return;
     }
     const e = err as { type?: string; status?: number };
@@ -36,11 +44,19 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       return;
     }
     // Other body-parser refusals (unsupported encoding or charset, aborted upload) are the caller's.
-    if ((err as { expose?: boolean }).expose === true && typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+    if (
+      (err as { expose?: boolean }).expose === true &&
+      typeof e.status === 'number' &&
+      e.status >= 400 &&
+      e.status < 500
+    ) {
       res.status(e.status).json({ error: 'unreadable_body', message: 'the request body cannot be read' });
       return;
     }
-    logger.error({ err: err instanceof Error ? { name: err.name, message: err.message } : String(err), path: req.path }, 'request failed');
+    logger.error(
+      { err: err instanceof Error ? { name: err.name, message: err.message } : String(err), path: req.path },
+      'request failed',
+    );
     res.status(500).json({ error: 'internal', message: 'internal error' });
   };
 }

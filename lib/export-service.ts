@@ -67,6 +67,24 @@ export type ChunkStatus = LedgerEntry & { workflowId: string; links?: { temporal
  * request's own terms (`from`, `to`, `dataType`, `timeZone`, `filters.<key>`). The API answers 400 /
  * 409, the CLI exits 1.
  */
+/**
+ * How long a status query may wait for a worker to answer. A query is answered by a worker, even for
+ * a closed workflow; without one polling the task queue the server would hold the call ~30 s and
+ * then fail with "Failed to query Workflow".
+ */
+const STATUS_QUERY_TIMEOUT_MS = 10_000;
+
+/**
+ * No worker answered an export's status query in time (none polls its task queue, or all are busy) and
+ * the durable record has no manifest of it to answer instead. The message says what to check.
+ */
+export class WorkerUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WorkerUnavailableError';
+  }
+}
+
 export class ExportRequestError extends Error {
   constructor(
     readonly code: 'range_not_ended' | 'export_id_conflict',
@@ -348,7 +366,20 @@ export class ExportService {
   async status(exportId: string): Promise<ExportStatusView | undefined> {
     const description = await this.describe(exportId);
     if (!description) return this.recordedStatus(exportId);
-    const status = await this.client.workflow.getHandle(exportWorkflowId(exportId)).query(exportStatusQuery);
+    let status: ExportStatus;
+    try {
+      status = await this.queryStatus(exportId);
+    } catch (err) {
+      // Without a worker the manifest still tells the state of the chunks (as of its last write).
+      const recorded = await this.recordedStatus(exportId);
+      if (!recorded) throw err;
+      return {
+        ...recorded,
+        status: description.status.name,
+        startTime: description.startTime.toISOString(),
+        closeTime: description.closeTime?.toISOString(),
+      };
+    }
     const chunks = status.chunks.map((c): ChunkStatus => {
       const workflowId = chunkWorkflowId(exportId, c.index);
       return c.state === 'pending'
@@ -365,6 +396,29 @@ export class ExportService {
       closeTime: description.closeTime?.toISOString(),
       links: this.links(exportId),
     };
+  }
+
+  /**
+   * The export workflow's `exportStatus` query, given `STATUS_QUERY_TIMEOUT_MS` to be answered.
+   * Throws `WorkerUnavailableError` naming the task queue when no worker answers in time.
+   */
+  private async queryStatus(exportId: string): Promise<ExportStatus> {
+    const handle = this.client.workflow.getHandle(exportWorkflowId(exportId));
+    try {
+      return await this.client.withDeadline(Date.now() + STATUS_QUERY_TIMEOUT_MS, () =>
+        handle.query(exportStatusQuery),
+      );
+    } catch (err) {
+      if (
+        err instanceof Error &&
+        /deadline|query|timed? ?out|unavailable/i.test(`${err.name} ${err.message}`)
+      )
+        throw new WorkerUnavailableError(
+          `no worker answered the status query of export ${exportId} within ${STATUS_QUERY_TIMEOUT_MS / 1000} s (${err.message}); ` +
+            `check that a worker runs and polls task queue ${this.settings.taskQueue} (npm start, or npm run worker)`,
+        );
+      throw err;
+    }
   }
 
   /**
@@ -535,7 +589,7 @@ export class ExportService {
     const description = await this.describe(exportId);
     if (!description) return { error: 'not-found' };
     if (description.status.name === 'RUNNING') return { error: 'running' };
-    const status = await this.client.workflow.getHandle(exportWorkflowId(exportId)).query(exportStatusQuery);
+    const status = await this.queryStatus(exportId);
     const todo = status.chunks.filter((c) => c.state !== 'verified' && c.state !== 'empty').length;
     if (todo === 0 && status.chunks.length > 0) return { error: 'nothing-to-retry', state: status.state };
     return this.start(status.request, { retry: true });

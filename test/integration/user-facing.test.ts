@@ -500,4 +500,34 @@ describe('as a user meets it', () => {
     expect(text).not.toContain('ccfs_export_download_bytes_total');
     expect(text).not.toContain('ccfs_export_chunks_total');
   });
+
+  it('status of an export no worker answers for says so within seconds: API 503, CLI exit 3, naming the task queue', async () => {
+    // Started on a queue no worker polls: its workflow exists, but nothing can answer its query.
+    const queue = `idle-status-${tag}`;
+    const idle = new ExportService(stack.client, { ...stack.exports.settings, taskQueue: queue });
+    const exportId = id('no-worker');
+    await idle.start(
+      buildExportRequest(
+        { exportId, from: '2024-01-01 00:00:00', to: '2024-01-02 00:00:00', dataType: 'call' },
+        { timeZone: 'UTC', origin: 'test' },
+      ),
+    );
+    try {
+      const started = Date.now();
+      await expect(idle.status(exportId)).rejects.toThrow(
+        new RegExp(`no worker answered .* task queue ${queue}`),
+      );
+      // Well before the server's own ~30 s, whatever the load.
+      expect(Date.now() - started).toBeLessThan(25_000);
+      const res = await get(`/exports/${exportId}`);
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ error: 'no_worker' });
+      const cli = await runCli(['status', exportId], cliEnv);
+      expect(cli.code).toBe(3);
+      expect(cli.stderr).toMatch(/no worker answered the status query/);
+      expect(cli.stderr).not.toMatch(/^\s+at /m);
+    } finally {
+      await stack.client.workflow.getHandle(`ccfs-export/${exportId}`).terminate('test done');
+    }
+  });
 });
