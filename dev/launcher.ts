@@ -369,11 +369,27 @@ async function main(): Promise<void> {
     );
   else if (env.API_AUTH === 'none')
     say('launcher', '  API token    none: API_AUTH=none leaves the management API open');
+  // The CLI talks to Temporal itself: with other than the default ports it must be told where.
+  const cliEnv = Object.entries({
+    TEMPORAL_ADDRESS: childEnv.TEMPORAL_ADDRESS ?? env.TEMPORAL_ADDRESS,
+    TEMPORAL_UI_URL: temporal?.uiUrl,
+    TEMPORAL_TASK_QUEUE: env.TEMPORAL_TASK_QUEUE,
+  })
+    .filter(([k, v]) => v !== undefined && v.replace('127.0.0.1', 'localhost') !== CLI_DEFAULTS[k])
+    .map(([k, v]) => `${k}=${v} `)
+    .join('');
   say(
     'launcher',
-    `  try: npx ccfs-export export --from "2024-03-01 00:00:00" --to "2024-03-10 00:00:00" --type call_record --wait`,
+    `  try: ${cliEnv}npx ccfs-export export --from "2024-03-01 00:00:00" --to "2024-03-10 00:00:00" --type call_record --wait`,
   );
 }
+
+/** What the CLI assumes when a variable is unset (lib/config.ts): no need to print these. */
+const CLI_DEFAULTS: Record<string, string> = {
+  TEMPORAL_ADDRESS: 'localhost:7233',
+  TEMPORAL_UI_URL: 'http://localhost:8233',
+  TEMPORAL_TASK_QUEUE: 'ccfs-export',
+};
 
 main().catch(async (err: unknown) => {
   if (err instanceof AlreadyRunning) {

@@ -81,11 +81,16 @@ describe('npm start (dev launcher)', () => {
     expect((await fetch(`${first.api}/exports`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
     expect(output).not.toContain(token);
 
-    const cli = spawnSync(
-      process.execPath,
-      ['bin/ccfs-export.mjs', 'export', '--from', '2024-03-01 00:00:00', '--to', '2024-03-10 00:00:00', '--type', 'call_record', '--export-id', 'launcher-e2e', '--wait'],
-      { cwd: ROOT, env: { ...env, TEMPORAL_ADDRESS: first.temporalAddress }, encoding: 'utf8', timeout: 120_000 },
-    );
+    // The command the launcher suggests, exactly as printed: on these non-default ports it carries the
+    // Temporal address the CLI needs (a bare `npx ccfs-export` would look for localhost:7233).
+    const suggested = /try: (.*)$/m.exec(output)?.[1] ?? '';
+    expect(suggested).toContain(`TEMPORAL_ADDRESS=${first.temporalAddress}`);
+    const cli = spawnSync('bash', ['-c', suggested.replace(' --wait', ' --export-id launcher-e2e --wait')], {
+      cwd: ROOT,
+      env: Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('TEMPORAL_'))),
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     expect(cli.stderr).toContain('3/3 chunks');
     expect(cli.status).toBe(0);
     const manifestPath = cli.stdout.trim();
