@@ -1049,6 +1049,10 @@ export class StreamingZipVerifier {
   gaveUp: string | undefined;
   /** Whether the last `finish` used the streamed results (false: it read the file again). */
   streamed = false;
+  /** Entries the last `finish` read from the file (those from the first compressed one on). */
+  readAgain = 0;
+  /** Offset of the first local header not streamed (a compressed entry), if any. */
+  private stoppedAt: number | undefined;
   private readonly entries: StreamedEntry[] = [];
   /** Absolute offset of the next byte pushed. */
   private offset = 0;
@@ -1083,10 +1087,12 @@ export class StreamingZipVerifier {
 
   /**
    * The summary of the ZIP now at `path`: from the streamed results when the central directory
-   * confirms them, else verifyZip(path, options). Errors are verifyZip's.
+   * confirms them (entries from the first compressed one on are read from the file, as verifyZip
+   * reads them), else verifyZip(path, options). Errors are verifyZip's.
    */
   async finish(path: string, options?: VerifyZipOptions): Promise<ZipSummary> {
     this.streamed = false;
+    this.readAgain = 0;
     // 'done': the bytes reached what follows the last entry (the central directory).
     if (this.state !== 'done') this.giveUp('the data ended before the central directory');
     if (this.gaveUp === undefined) {
@@ -1095,9 +1101,20 @@ export class StreamingZipVerifier {
         const entries = await checkDirectory(zip, resolveLimits(options));
         const byOffset = new Map(this.entries.map((e) => [e.offset, e]));
         const read: ReadEntry[] = [];
+        let used = 0;
         for (const checked of entries) {
           const e = byOffset.get(checked.entry.relativeOffsetOfLocalHeader);
           const d = checked.entry;
+          if (!e && this.stoppedAt !== undefined && d.relativeOffsetOfLocalHeader >= this.stoppedAt) {
+            // Not streamed: read as verifyZip reads it (its errors, in the same order).
+            const parse = checked.kind !== 'other';
+            const scanner = new CsvRowScanner(false);
+            const bytes = await streamEntry(zip, checked, parse ? (c) => scanner.push(c) : () => undefined);
+            if (parse) scanner.end();
+            read.push({ checked, scanner, bytes });
+            this.readAgain++;
+            continue;
+          }
           if (
             !e ||
             e.method !== 0 ||
@@ -1112,8 +1129,9 @@ export class StreamingZipVerifier {
           }
           if (e.parse) e.scanner.end();
           read.push({ checked, scanner: e.scanner, bytes: e.bytes });
+          used++;
         }
-        if (this.gaveUp === undefined && read.length === this.entries.length) {
+        if (this.gaveUp === undefined && used === this.entries.length) {
           this.streamed = true;
           return summarize(read, options?.dataType);
         }
@@ -1153,7 +1171,10 @@ export class StreamingZipVerifier {
     const flags = buf.readUInt16LE(at + 6);
     const method = buf.readUInt16LE(at + 8);
     if (method !== 0) {
-      this.giveUp(`entry compressed with method ${method}`);
+      // A compressed entry's end is unknown without inflating it: stop here; finish reads this
+      // entry and the ones after it from the file.
+      this.stoppedAt = base + at;
+      this.state = 'done';
       return buf.length;
     }
     if (flags & 0x1) {

@@ -107,12 +107,20 @@ describe('StreamingZipVerifier', () => {
     ],
     ['no entries at all', [], true],
     [
-      'deflated entries (read again)',
+      'a deflated entry first (it and the entries after it read from the file)',
       [
         { name: 'a_call.csv', data: CALLS.repeat(50), how: 'deflate' },
         { name: 'a_record.csv', data: RECORDS, how: 'stream' },
       ],
-      false,
+      true,
+    ],
+    [
+      'a stored entry, then a deflated one (only that one read from the file)',
+      [
+        { name: 'a_call.csv', data: CALLS, how: 'stream' },
+        { name: 'a_record.csv', data: RECORDS.repeat(50), how: 'deflate' },
+      ],
+      true,
     ],
   ];
 
@@ -125,6 +133,9 @@ describe('StreamingZipVerifier', () => {
         feed(v, bytes, max);
         expect(await v.finish(path, { dataType: 'call_record' })).toEqual(expected);
         expect(v.streamed, `pieces of up to ${max} bytes: ${v.gaveUp ?? ''}`).toBe(streamed);
+        // From the first compressed entry on, entries are read from the file.
+        const firstDeflated = entries.findIndex((e) => e.how === 'deflate');
+        expect(v.readAgain).toBe(firstDeflated === -1 ? 0 : entries.length - firstDeflated);
       }
     });
   }
