@@ -36,6 +36,12 @@ const integer = (name: string) => (value: string) => {
   return n;
 };
 
+const positive = (name: string, max: number) => (value: string) => {
+  const n = integer(name)(value);
+  if (n < 1 || n > max) throw new InvalidArgumentError(`${name} must be from 1 to ${max}`);
+  return n;
+};
+
 const number = (name: string) => (value: string) => {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
@@ -349,7 +355,7 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
         }),
     )
     .option('--type <type>')
-    .option('--limit <n>', 'at most this many', integer('--limit'), 50)
+    .option('--limit <n>', 'at most this many (1–1000)', positive('--limit', 1000), 50)
     .option('--json')
     .action(
       async (opts: { tenant?: string; state?: string; type?: string; limit: number; json?: boolean }) => {

@@ -129,3 +129,22 @@ describe('CLI tables', () => {
     expect(formatInstant(undefined, 'UTC')).toBeUndefined();
   });
 });
+
+describe('CLI arguments', () => {
+  it('refuses a --limit of list outside 1–1000 before it connects to anything', async () => {
+    const { createCli } = await import('../../cli/main');
+    for (const bad of ['0', '-1', '1001', 'x']) {
+      const err: string[] = [];
+      const cli = createCli(
+        { tty: false, columns: 80, out: () => {}, err: (l) => err.push(l), status: () => {}, pollMs: 10 },
+        () => {
+          throw new Error('no configuration should be read for bad arguments');
+        },
+      );
+      cli.exitOverride().configureOutput({ writeErr: (s) => err.push(s), writeOut: () => {} });
+      for (const c of cli.commands)
+        c.exitOverride().configureOutput({ writeErr: (s) => err.push(s), writeOut: () => {} });
+      await expect(cli.parseAsync(['list', '--limit', bad], { from: 'user' })).rejects.toThrow(/--limit/);
+    }
+  });
+});
