@@ -119,6 +119,13 @@ export function createApp(deps: AppDeps): Express {
   api.use(express.json({ limit: '32kb' }));
 
   api.post('/', async (req, res) => {
+    // express.json() leaves any other body unread: say so, rather than "from: expected string".
+    if (!req.is('application/json'))
+      throw new HttpError(
+        415,
+        'unsupported_media_type',
+        'send the export as JSON, with content-type: application/json',
+      );
     // `allowPartial` is how to start, not what to export: it is not part of the stored request's input.
     const raw: unknown = req.body ?? {};
     // Only a JSON object has it; anything else goes to the schema as it came, for the schema's message.

@@ -41,7 +41,11 @@ async function startApi(overrides: Partial<AppDeps> = {}): Promise<Running> {
   const client = new Client({ connection });
   const app = createApp({
     client,
-    exports: new ExportService(client, { taskQueue: 'api-test', namespace: 'default', uiUrl: 'http://localhost:8233' }),
+    exports: new ExportService(client, {
+      taskQueue: 'api-test',
+      namespace: 'default',
+      uiUrl: 'http://localhost:8233',
+    }),
     taskQueue: 'api-test',
     tenantTimeZone: 'Asia/Shanghai',
     apiTokens: [TOKEN, 'second-token'],
@@ -66,11 +70,16 @@ async function startApi(overrides: Partial<AppDeps> = {}): Promise<Running> {
 }
 
 const auth = (token = TOKEN) => ({ authorization: `Bearer ${token}` });
-const json = (token?: string) => ({ 'content-type': 'application/json', ...(token === undefined ? {} : auth(token)) });
+const json = (token?: string) => ({
+  'content-type': 'application/json',
+  ...(token === undefined ? {} : auth(token)),
+});
 
 /** No stack frame, file path, exception name or gRPC detail in what a caller sees. */
 function expectNoInternals(body: string): void {
-  expect(body).not.toMatch(/\bat .+:\d+:\d+|node_modules|\.ts\b|\.js\b|Error:|ServiceError|UNAVAILABLE|ECONNREFUSED|127\.0\.0\.1:1\b|stack/i);
+  expect(body).not.toMatch(
+    /\bat .+:\d+:\d+|node_modules|\.ts\b|\.js\b|Error:|ServiceError|UNAVAILABLE|ECONNREFUSED|127\.0\.0\.1:1\b|stack/i,
+  );
 }
 
 describe('management API', () => {
@@ -93,13 +102,26 @@ describe('management API', () => {
     ];
 
     it.each(routes)('%s %s answers 401 without a token', async (method, path) => {
-      const res = await fetch(`${api.url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: method === 'POST' ? '{}' : undefined });
+      const res = await fetch(`${api.url}${path}`, {
+        method,
+        headers: { 'content-type': 'application/json' },
+        body: method === 'POST' ? '{}' : undefined,
+      });
       expect(res.status).toBe(401);
-      expect(await res.json()).toEqual({ error: 'unauthorized', message: 'a valid bearer token is required' });
+      expect(await res.json()).toEqual({
+        error: 'unauthorized',
+        message: 'a valid bearer token is required',
+      });
     });
 
     it.each(routes)('%s %s answers 401 with a wrong token', async (method, path) => {
-      for (const headers of [auth(`${TOKEN}x`), auth(TOKEN.slice(0, -1)), auth(''), { authorization: `Basic ${TOKEN}` }, { authorization: TOKEN }]) {
+      for (const headers of [
+        auth(`${TOKEN}x`),
+        auth(TOKEN.slice(0, -1)),
+        auth(''),
+        { authorization: `Basic ${TOKEN}` },
+        { authorization: TOKEN },
+      ]) {
         const res = await fetch(`${api.url}${path}`, { method, headers });
         expect(res.status, JSON.stringify(headers)).toBe(401);
       }
@@ -117,11 +139,16 @@ describe('management API', () => {
       const res = await fetch(`${api.url}/healthz`);
       // Temporal is down here, so the health is degraded — but it is not withheld.
       expect(res.status).toBe(503);
-      expect(await res.json()).toEqual({ status: 'degraded', components: { api: 'ok', temporal: 'unreachable', worker: 'unknown' } });
+      expect(await res.json()).toEqual({
+        status: 'degraded',
+        components: { api: 'ok', temporal: 'unreachable', worker: 'unknown' },
+      });
     });
 
     it('serves /metrics with a token', async () => {
-      const withMetrics = await startApi({ metrics: new (await import('../../lib/metrics')).Metrics({ defaultMetrics: false }) });
+      const withMetrics = await startApi({
+        metrics: new (await import('../../lib/metrics')).Metrics({ defaultMetrics: false }),
+      });
       try {
         const res = await fetch(`${withMetrics.url}/metrics`, { headers: auth() });
         expect(res.status).toBe(200);
@@ -152,16 +179,28 @@ describe('management API', () => {
 
   describe('request size limits', () => {
     it('answers 413 to an export request body over 32 kB', async () => {
-      const body = JSON.stringify({ from: '2024-03-01 00:00:00', to: '2024-03-02 00:00:00', dataType: 'call', pad: 'x'.repeat(40_000) });
+      const body = JSON.stringify({
+        from: '2024-03-01 00:00:00',
+        to: '2024-03-02 00:00:00',
+        dataType: 'call',
+        pad: 'x'.repeat(40_000),
+      });
       const res = await fetch(`${api.url}/exports`, { method: 'POST', headers: json(TOKEN), body });
       expect(res.status).toBe(413);
-      expect(await res.json()).toEqual({ error: 'payload_too_large', message: 'the request body is too large' });
+      expect(await res.json()).toEqual({
+        error: 'payload_too_large',
+        message: 'the request body is too large',
+      });
     });
 
     it('answers 413 to a callback body over 16 kB, before looking at the token', async () => {
       const token = createCallbackToken(TOKEN_KEY, chunkWorkflowId('e1', 0));
       for (const path of [`/callbacks/ccfs/${token}`, '/callbacks/ccfs/forged']) {
-        const res = await fetch(`${api.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(17_000) });
+        const res = await fetch(`${api.url}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: 'x'.repeat(17_000),
+        });
         expect(res.status, path).toBe(413);
       }
     });
@@ -195,7 +234,9 @@ describe('management API', () => {
       expect(statuses.slice(5)).toEqual([429, 429]);
       // Health and callbacks are not behind the API's limiter: CC-FS retries and probes must not be starved.
       expect((await fetch(`${limited.url}/healthz`)).status).toBe(503);
-      expect((await fetch(`${limited.url}/callbacks/ccfs/forged`, { method: 'POST', body: '{}' })).status).toBe(404);
+      expect(
+        (await fetch(`${limited.url}/callbacks/ccfs/forged`, { method: 'POST', body: '{}' })).status,
+      ).toBe(404);
     } finally {
       await limited.close();
     }
@@ -208,24 +249,51 @@ describe('management API', () => {
       const body = await res.text();
       expect(JSON.parse(body)).toEqual({ error: 'internal', message: 'internal error' });
       expectNoInternals(body);
-      const logged = api.logs.map((l) => JSON.parse(l) as { msg: string; path?: string; err?: { name: string } });
+      const logged = api.logs.map(
+        (l) => JSON.parse(l) as { msg: string; path?: string; err?: { name: string } },
+      );
       const failure = logged.find((l) => l.msg === 'request failed' && l.path === '/exports/some-export');
       expect(failure?.err?.name).toBe('ServiceError');
     });
 
     it('answers malformed JSON with 400 and no parser message', async () => {
-      const res = await fetch(`${api.url}/exports`, { method: 'POST', headers: json(TOKEN), body: '{"from": "2024-' });
+      const res = await fetch(`${api.url}/exports`, {
+        method: 'POST',
+        headers: json(TOKEN),
+        body: '{"from": "2024-',
+      });
       expect(res.status).toBe(400);
       const body = await res.text();
-      expect(JSON.parse(body)).toEqual({ error: 'invalid_json', message: 'the request body is not valid JSON' });
+      expect(JSON.parse(body)).toEqual({
+        error: 'invalid_json',
+        message: 'the request body is not valid JSON',
+      });
       expectNoInternals(body);
+    });
+
+    it('answers 415 naming JSON when an export comes as another content type', async () => {
+      for (const type of ['text/plain', 'application/x-www-form-urlencoded']) {
+        const res = await fetch(`${api.url}/exports`, {
+          method: 'POST',
+          headers: { ...json(TOKEN), 'content-type': type },
+          body: '{"from":"2024-01-01 00:00:00"}',
+        });
+        expect(res.status, type).toBe(415);
+        expect(await res.json()).toMatchObject({
+          error: 'unsupported_media_type',
+          message: expect.stringContaining('application/json'),
+        });
+      }
     });
 
     it('answers a body encoding it cannot read with a 4xx, not a 500', async () => {
       for (const [path, headers] of [
         ['/exports', { ...json(TOKEN), 'content-encoding': 'br-x' }],
         ['/exports', { ...json(TOKEN), 'content-type': 'application/json; charset=utf-7' }],
-        [`/callbacks/ccfs/${createCallbackToken(TOKEN_KEY, 'w')}`, { 'content-type': 'application/json', 'content-encoding': 'br-x' }],
+        [
+          `/callbacks/ccfs/${createCallbackToken(TOKEN_KEY, 'w')}`,
+          { 'content-type': 'application/json', 'content-encoding': 'br-x' },
+        ],
       ] as const) {
         const res = await fetch(`${api.url}${path}`, { method: 'POST', headers, body: '{}' });
         expect(res.status, JSON.stringify(headers)).toBeGreaterThanOrEqual(400);
@@ -238,7 +306,10 @@ describe('management API', () => {
       for (const id of ['..%2F..%2Fetc', '%00', 'a'.repeat(101), '-leading-dash']) {
         const res = await fetch(`${api.url}/exports/${id}`, { headers: auth() });
         expect(res.status, id).toBe(400);
-        expect(await res.json()).toEqual({ error: 'invalid_export_id', message: 'export ID has characters that are not allowed' });
+        expect(await res.json()).toEqual({
+          error: 'invalid_export_id',
+          message: 'export ID has characters that are not allowed',
+        });
       }
     });
   });
@@ -246,7 +317,11 @@ describe('management API', () => {
   describe('POST /exports validation', () => {
     const valid = { from: '2024-03-01 00:00:00', to: '2024-03-02 00:00:00', dataType: 'call_record' };
     async function issuesFor(body: unknown): Promise<Array<{ path: string; message: string }>> {
-      const res = await fetch(`${api.url}/exports`, { method: 'POST', headers: json(TOKEN), body: JSON.stringify(body) });
+      const res = await fetch(`${api.url}/exports`, {
+        method: 'POST',
+        headers: json(TOKEN),
+        body: JSON.stringify(body),
+      });
       const text = await res.text();
       expect(res.status, text).toBe(400);
       expectNoInternals(text);
@@ -256,7 +331,12 @@ describe('management API', () => {
     }
 
     it.each([
-      ['a calendar-invalid from', { ...valid, from: '2023-02-29 00:00:00' }, 'from', /not a valid calendar date/],
+      [
+        'a calendar-invalid from',
+        { ...valid, from: '2023-02-29 00:00:00' },
+        'from',
+        /not a valid calendar date/,
+      ],
       ['a calendar-invalid to', { ...valid, to: '2024-04-31 00:00:00' }, 'to', /not a valid calendar date/],
       ['an hour of 24', { ...valid, to: '2024-03-01 24:00:00' }, 'to', /not a valid calendar date/],
       ['a wrong format', { ...valid, from: '2024-03-01T00:00:00Z' }, 'from', /yyyy-MM-dd HH:mm:ss/],
@@ -265,16 +345,46 @@ describe('management API', () => {
       ['a bad dataType', { ...valid, dataType: 'calls' }, 'dataType', /call.*record.*call_record/],
       ['an unknown IANA zone', { ...valid, timeZone: 'Mars/Olympus' }, 'timeZone', /IANA time zone/],
       ['an offset instead of a zone', { ...valid, timeZone: '+08:00 ; DROP' }, 'timeZone', /IANA time zone/],
-      ['an accountId over 20 characters', { ...valid, filters: { accountId: 'a'.repeat(21) } }, 'filters.accountId', /20/],
-      ['an agentId over 20 characters', { ...valid, filters: { agentId: '1'.repeat(21) } }, 'filters.agentId', /20/],
-      ['a callId over 25 characters', { ...valid, filters: { callId: '1'.repeat(26) } }, 'filters.callId', /25/],
-      ['a callerNo over 25 characters', { ...valid, filters: { callerNo: '1'.repeat(26) } }, 'filters.callerNo', /25/],
-      ['a calleeNo2 over 25 characters', { ...valid, filters: { calleeNo2: '1'.repeat(26) } }, 'filters.calleeNo2', /25/],
+      [
+        'an accountId over 20 characters',
+        { ...valid, filters: { accountId: 'a'.repeat(21) } },
+        'filters.accountId',
+        /20/,
+      ],
+      [
+        'an agentId over 20 characters',
+        { ...valid, filters: { agentId: '1'.repeat(21) } },
+        'filters.agentId',
+        /20/,
+      ],
+      [
+        'a callId over 25 characters',
+        { ...valid, filters: { callId: '1'.repeat(26) } },
+        'filters.callId',
+        /25/,
+      ],
+      [
+        'a callerNo over 25 characters',
+        { ...valid, filters: { callerNo: '1'.repeat(26) } },
+        'filters.callerNo',
+        /25/,
+      ],
+      [
+        'a calleeNo2 over 25 characters',
+        { ...valid, filters: { calleeNo2: '1'.repeat(26) } },
+        'filters.calleeNo2',
+        /25/,
+      ],
       ['an empty filter', { ...valid, filters: { calleeNo: '' } }, 'filters.calleeNo', /1/],
       ['an unknown filter', { ...valid, filters: { sk: 'x' } }, 'filters', /sk/],
       ['an unknown top-level field', { ...valid, callBackURL: 'http://evil/' }, '(body)', /callBackURL/],
       ['an unknown option', { ...valid, options: { chunkDays: 9 } }, 'options', /chunkDays/],
-      ['a chunk longer than three days', { ...valid, options: { chunkHours: 73 } }, 'options.chunkHours', /72/],
+      [
+        'a chunk longer than three days',
+        { ...valid, options: { chunkHours: 73 } },
+        'options.chunkHours',
+        /72/,
+      ],
       ['an unsafe exportId', { ...valid, exportId: '../../etc' }, 'exportId', /letters, digits/],
       ['a year before 1970', { ...valid, from: '1969-12-31 00:00:00' }, 'from', /not a valid calendar date/],
     ])('answers 400 naming the field for %s', async (_name, body, path, message) => {
@@ -285,19 +395,63 @@ describe('management API', () => {
     });
 
     it('names every bad field at once', async () => {
-      const issues = await issuesFor({ from: '2024-02-30 00:00:00', to: 'tomorrow', dataType: 'x', timeZone: 'Nowhere' });
+      const issues = await issuesFor({
+        from: '2024-02-30 00:00:00',
+        to: 'tomorrow',
+        dataType: 'x',
+        timeZone: 'Nowhere',
+      });
       expect(issues.map((i) => i.path).sort()).toEqual(['dataType', 'from', 'timeZone', 'to']);
     });
 
     it('gives the same field messages as the CLI', async () => {
       const cases: Array<[Record<string, unknown>, string[]]> = [
-        [{ from: '2024-02-30 00:00:00', to: '2024-03-01 00:00:00', dataType: 'call', timeZone: 'Mars/Olympus' }, ['--from', '2024-02-30 00:00:00', '--to', '2024-03-01 00:00:00', '--type', 'call', '--time-zone', 'Mars/Olympus']],
-        [{ from: '2024-03-05 00:00:00', to: '2024-03-01 00:00:00', dataType: 'record', filters: { callerNo: '1'.repeat(26) } }, ['--from', '2024-03-05 00:00:00', '--to', '2024-03-01 00:00:00', '--type', 'record', '--caller-no', '1'.repeat(26)]],
+        [
+          {
+            from: '2024-02-30 00:00:00',
+            to: '2024-03-01 00:00:00',
+            dataType: 'call',
+            timeZone: 'Mars/Olympus',
+          },
+          [
+            '--from',
+            '2024-02-30 00:00:00',
+            '--to',
+            '2024-03-01 00:00:00',
+            '--type',
+            'call',
+            '--time-zone',
+            'Mars/Olympus',
+          ],
+        ],
+        [
+          {
+            from: '2024-03-05 00:00:00',
+            to: '2024-03-01 00:00:00',
+            dataType: 'record',
+            filters: { callerNo: '1'.repeat(26) },
+          },
+          [
+            '--from',
+            '2024-03-05 00:00:00',
+            '--to',
+            '2024-03-01 00:00:00',
+            '--type',
+            'record',
+            '--caller-no',
+            '1'.repeat(26),
+          ],
+        ],
       ];
       for (const [body, argv] of cases) {
         const issues = await issuesFor(body);
         const err: string[] = [];
-        const code = await runCli(['export', ...argv], { out: () => undefined, err: (l) => err.push(l), tty: false, status: () => undefined });
+        const code = await runCli(['export', ...argv], {
+          out: () => undefined,
+          err: (l) => err.push(l),
+          tty: false,
+          status: () => undefined,
+        });
         expect(code).not.toBe(0);
         const printed = err.join('\n');
         for (const i of issues) expect(printed).toContain(`  ${i.path}: ${i.message}`);
@@ -307,12 +461,18 @@ describe('management API', () => {
     it('answers an empty or non-object body with 400', async () => {
       for (const body of [{}, []]) {
         const issues = await issuesFor(body);
-        expect(issues.map((i) => i.path), JSON.stringify(body)).toEqual(Array.isArray(body) ? ['(body)'] : ['from', 'to', 'dataType']);
+        expect(
+          issues.map((i) => i.path),
+          JSON.stringify(body),
+        ).toEqual(Array.isArray(body) ? ['(body)'] : ['from', 'to', 'dataType']);
       }
       for (const body of ['"a string"', '42', 'null']) {
         const res = await fetch(`${api.url}/exports`, { method: 'POST', headers: json(TOKEN), body });
         expect(res.status, body).toBe(400);
-        expect(await res.json()).toEqual({ error: 'invalid_json', message: 'the request body is not valid JSON' });
+        expect(await res.json()).toEqual({
+          error: 'invalid_json',
+          message: 'the request body is not valid JSON',
+        });
       }
     });
   });
