@@ -108,7 +108,7 @@ export const ScheduleId = z
 export const ScheduleOptionsInput = ExportOptionsInput.omit({ chunkHours: true });
 
 /**
- * The first day (from `now` back one year and forward five) on which `at` does not exist in `zone`,
+ * The next day (from `now`'s day to the end of the sixth year after it) on which `at` does not exist in `zone`,
  * or undefined. Temporal skips such a calendar time, so that day's export would silently not run.
  */
 export function dstGapDay(at: string, zone: string, now = new Date()): string | undefined {
@@ -116,7 +116,8 @@ export function dstGapDay(at: string, zone: string, now = new Date()): string | 
   const tz = IANAZone.create(zone);
   const year = DateTime.fromJSDate(now, { zone }).year;
   const week = 7 * 86_400_000;
-  const start = DateTime.fromObject({ year: year - 1, month: 1, day: 1 }, { zone }).toMillis();
+  // From today: the day named is the next one the schedule would miss, not one already past.
+  const start = DateTime.fromJSDate(now, { zone }).startOf('day').toMillis();
   const end = DateTime.fromObject({ year: year + 6, month: 1, day: 1 }, { zone }).toMillis();
   // Offsets change a few times a year: find the weeks with a change, then check each of their days.
   for (let t = start; t < end; t += week) {

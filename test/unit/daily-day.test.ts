@@ -151,8 +151,10 @@ describe('schedule settings', () => {
   const now = new Date('2024-06-01T00:00:00Z');
 
   it('finds the day on which a daily time falls into a DST gap, and none where it always exists', () => {
-    expect(dstGapDay('02:30', 'America/New_York', now)).toBe('2023-03-12');
-    expect(dstGapDay('02:00', 'Europe/Berlin', now)).toBe('2023-03-26');
+    // The next such day after now (2024-06-01), not one already past.
+    expect(dstGapDay('02:30', 'America/New_York', now)).toBe('2025-03-09');
+    expect(dstGapDay('02:00', 'Europe/Berlin', now)).toBe('2025-03-30');
+    expect(dstGapDay('02:30', 'America/New_York', new Date('2024-03-10T00:00:00Z'))).toBe('2024-03-10');
     expect(dstGapDay('01:30', 'America/New_York', now)).toBeUndefined();
     expect(dstGapDay('03:00', 'America/New_York', now)).toBeUndefined();
     expect(dstGapDay('02:30', 'Asia/Shanghai', now)).toBeUndefined();
