@@ -145,6 +145,16 @@ export function scheduleCommands(ctx: ScheduleCliContext): Command[] {
       'wait this long for a callback before requesting again',
       integer('--callback-timeout'),
     )
+    .option(
+      '--probe-interval <seconds>',
+      'while waiting, try the documented file names this often (callbacks may be lost); default 120, 30 with CALLBACK_MODE=none',
+      (value: string) => {
+        const n = Number(value);
+        if (value.trim() === '' || !Number.isFinite(n))
+          throw new InvalidArgumentError('--probe-interval must be a number');
+        return n;
+      },
+    )
     .option('--json', 'print the schedule as JSON');
   for (const key of FILTER_KEYS)
     create.option(
@@ -159,6 +169,7 @@ export function scheduleCommands(ctx: ScheduleCliContext): Command[] {
       Object.entries({
         maxChunksInFlight: opts.inFlight,
         callbackTimeoutSeconds: opts.callbackTimeout,
+        probeIntervalSeconds: opts.probeInterval,
       }).filter(([, v]) => v !== undefined),
     );
     const parsed = CreateScheduleInput.safeParse({

@@ -7,13 +7,8 @@ import { createCli } from '../../cli/main';
 import { loadConfig } from '../../lib/config';
 import type { PairCoverage } from '../../lib/coverage';
 import type { BackfillResult, ScheduleView } from '../../lib/schedule-service';
-import type {
-  dailyExportWorkflow,
-  DayExportResult,
-  dayExportWorkflow,
-} from '../../workflows/daily-export-workflow';
-import { dayWorkflowId } from '../../workflows/daily-export-workflow';
-import { exportWorkflowId } from '../../workflows/definitions';
+import type { dailyExportWorkflow, dayExportWorkflow } from '../../workflows/daily-export-workflow';
+import { dayWorkflowId, exportWorkflowId, type DayExportResult } from '../../workflows/definitions';
 import { readManifest } from '../support/exports';
 import { startStack, TEST_SK, type Stack } from '../support/stack';
 
@@ -225,6 +220,8 @@ describe('daily exports on Temporal Schedules', () => {
       'America/New_York',
       '--callback-timeout',
       '20',
+      '--probe-interval',
+      '45',
       '--json',
     );
     const view = JSON.parse(created.out) as ScheduleView;
@@ -250,6 +247,8 @@ describe('daily exports on Temporal Schedules', () => {
       ]);
       const manifest = await readManifest(result.manifestPath);
       expect(manifest.chunks).toHaveLength(1);
+      // The schedule's options reach each day's export.
+      expect(manifest.request.options).toMatchObject({ callbackTimeoutMs: 20_000, probeIntervalMs: 45_000 });
       const d = await stack.client.workflow.getHandle(result.exportWorkflowId).describe();
       const attr = (name: string) =>
         d.typedSearchAttributes.getAll().find((p) => p.key.name === name)?.value as Date;
