@@ -13,6 +13,7 @@ import { EXPORT_ID_PATTERN } from '../workflows/definitions';
 import { callbackRouter, type CallbackRouteDeps } from './callback-route';
 import { errorHandler, HttpError } from './http-error';
 import { scheduleRoutes } from './schedule-routes';
+import { startExportLoad } from '../lib/loader/load-service';
 
 export interface AppDeps {
   client: Client;
@@ -194,6 +195,15 @@ export function createApp(deps: AppDeps): Express {
       throw new HttpError(409, 'still_running', 'the export is still running; retry it once it has finished');
     }
     res.status(202).json(started);
+  });
+
+  // Loads an existing export into the workers' PostgreSQL database (issue 17): the URL is worker
+  // configuration, so the API only starts loadExportWorkflow; its result is the workflow's.
+  api.post('/:id/load', async (req, res) => {
+    const id = exportIdParam(req.params.id);
+    if (!(await deps.exports.status(id))) throw new HttpError(404, 'not_found', 'no export with this ID');
+    const handle = await startExportLoad(deps.client, deps.taskQueue, id);
+    res.status(202).json({ exportId: id, workflowId: handle.workflowId });
   });
 
   app.use('/exports', api);

@@ -17,6 +17,11 @@ import { simulatorCommand } from '../simulator/main';
 import { FILTER_KEYS } from '../ccfs/protocol';
 import { formatBytes, formatInstant, ProgressReporter, table, waitingSummary } from './progress';
 import { scheduleCommands } from './schedule';
+import { resolve } from 'node:path';
+import { ExportNotFoundError, loadExport } from '../lib/loader/load-export';
+import { Loader } from '../lib/loader/loader';
+import { loadExportAndWait } from '../lib/loader/load-service';
+import type { LoadExportWorkflowResult } from '../workflows/definitions';
 
 /** Exit codes: 0 all chunks verified or empty; 1 usage or input error; 2 export finished with failures or was cancelled; 3 cannot reach Temporal. */
 export const EXIT = { ok: 0, usage: 1, failures: 2, unavailable: 3 } as const;
@@ -437,6 +442,53 @@ export function createCli(io: Io = defaultIo, getConfig: () => Config = () => lo
           exitCode = await finish(service, exportId, io, Boolean(opts.json));
         }
       });
+    });
+
+  program
+    .command('load <exportId>')
+    .description(
+      "load an existing export into PostgreSQL, idempotently: through the workers (their LOAD_DATABASE_URL), or into this environment's LOAD_DATABASE_URL when set",
+    )
+    .option('--json')
+    .action(async (exportId: string, opts: { json?: boolean }) => {
+      const config = getConfig();
+      let result: LoadExportWorkflowResult;
+      try {
+        if (config.LOAD_DATABASE_URL) {
+          // Straight from OUTPUT_DIR into this environment's database (e.g. another one than the workers').
+          const loader = new Loader({ databaseUrl: config.LOAD_DATABASE_URL.reveal() });
+          try {
+            result = await loadExport(loader, resolve(config.OUTPUT_DIR), exportId);
+          } finally {
+            await loader.close();
+          }
+        } else {
+          result = await withService((service) =>
+            loadExportAndWait(service.client, service.settings.taskQueue, exportId),
+          );
+        }
+      } catch (err) {
+        if (err instanceof ExportNotFoundError) throw new CliError(err.message);
+        if (err instanceof WorkflowFailedError)
+          throw new CliError(`load of ${exportId} failed: ${err.cause?.message ?? err.message}`);
+        throw err;
+      }
+      if (opts.json) io.out(JSON.stringify(result, null, 2));
+      else {
+        for (const c of result.chunks) {
+          const l = c.load;
+          io.out(
+            l
+              ? `chunk ${c.index}: ${l.rowsInFiles} rows in files = ${l.rowsInserted} inserted + ${l.rowsAlreadyPresent} already present${l.ok ? '' : ` — MISMATCH: ${(l.mismatches ?? []).join('; ')}`}`
+              : `chunk ${c.index}: not loaded: ${c.error ?? ''}`,
+          );
+        }
+        const t = result.totals;
+        io.out(
+          `export ${exportId}: ${t.loaded}/${t.chunks} verified chunks loaded, ${t.rowsInFiles} rows in files = ${t.rowsInserted} inserted + ${t.rowsAlreadyPresent} already present`,
+        );
+      }
+      if (!result.ok) exitCode = EXIT.failures;
     });
 
   program.addCommand(simulatorCommand());

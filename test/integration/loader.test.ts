@@ -8,14 +8,14 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { OutputStore, type Manifest } from '../../activities/output-store';
 import { freePort } from '../../dev/temporal-server';
 import { ExportService } from '../../lib/export-service';
-import { loadExport } from '../../lib/loader/load-export';
 import { loadExportAndWait } from '../../lib/loader/load-service';
-import { Loader } from '../../lib/loader/loader';
 import { startSimulator, type RunningSimulator } from '../../simulator/app';
 import { readManifest, testRequest } from '../support/exports';
 import { type PostgresServer, startPostgres } from '../support/postgres';
 import { freePortPair, startService, writeWorkflowBundle, type ServiceProcess } from '../support/processes';
 import { until } from '../support/until';
+import { runCli } from '../e2e/support/processes';
+import { loadExportWorkflowId, type LoadExportWorkflowResult } from '../../workflows/definitions';
 
 /**
  * Issue 17's acceptance: worker and API as processes (LOAD_DATABASE_URL in the worker's environment
@@ -194,16 +194,24 @@ describe('a 30-day export loaded as it is exported', () => {
     expect(onBoundary.call.length + onBoundary.record.length).toBeGreaterThan(0);
     expect(alreadyPresent).toBeGreaterThanOrEqual(onBoundary.call.length + onBoundary.record.length);
 
-    // Loading the same export again (ccfs-export load) inserts nothing.
-    const loader = new Loader({ databaseUrl: url });
-    try {
-      const again = await loadExport(loader, outputDir, request.exportId);
-      expect(again.ok).toBe(true);
-      expect(again.totals).toMatchObject({ loaded: 10, rowsInserted: 0 });
-      expect(again.totals.rowsAlreadyPresent).toBe(again.totals.rowsInFiles);
-    } finally {
-      await loader.close();
-    }
+    // Loading the same export again (POST /exports/:id/load, run by the workers) inserts nothing.
+    const started = await fetch(`${common.CALLBACK_BASE_URL}/exports/${request.exportId}/load`, {
+      method: 'POST',
+    });
+    expect(started.status).toBe(202);
+    expect(await started.json()).toEqual({
+      exportId: request.exportId,
+      workflowId: loadExportWorkflowId(request.exportId),
+    });
+    const again = (await new Client({ connection }).workflow
+      .getHandle(loadExportWorkflowId(request.exportId))
+      .result()) as LoadExportWorkflowResult;
+    expect(again.ok).toBe(true);
+    expect(again.totals).toMatchObject({ loaded: 10, rowsInserted: 0 });
+    expect(again.totals.rowsAlreadyPresent).toBe(again.totals.rowsInFiles);
+    expect(
+      (await fetch(`${common.CALLBACK_BASE_URL}/exports/no-such-export/load`, { method: 'POST' })).status,
+    ).toBe(404);
 
     // A day exported again (new files, as `schedule backfill --force` makes) inserts nothing either.
     const day = testRequest({
@@ -231,10 +239,16 @@ describe('a 30-day export loaded as it is exported', () => {
     );
     const exportId = listed.rows[0]!.export_id;
     const otherUrl = postgres.createDatabase('other');
-    const loader = new Loader({ databaseUrl: otherUrl });
     const other = new pg.Pool({ connectionString: otherUrl, max: 1 });
+    const cliEnv = {
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      OUTPUT_DIR: outputDir,
+      LOAD_DATABASE_URL: otherUrl,
+    };
     try {
-      const first = await loadExport(loader, outputDir, exportId);
+      const cli = await runCli(['load', exportId, '--json'], cliEnv, 120_000);
+      expect(cli.code, cli.stderr).toBe(0);
+      const first = JSON.parse(cli.stdout) as LoadExportWorkflowResult;
       expect(first.ok).toBe(true);
       expect(first.totals.rowsInserted).toBe(first.totals.rowsInFiles - first.totals.rowsAlreadyPresent);
       const source = await tableKeys(pool);
@@ -243,10 +257,12 @@ describe('a 30-day export loaded as it is exported', () => {
       // day's, which are a subset of them.
       expect(new Set(copy.call)).toEqual(new Set(source.call));
       expect(copy.call).toHaveLength(source.call.length);
-      const second = await loadExport(loader, outputDir, exportId);
-      expect(second.totals.rowsInserted).toBe(0);
+      const second = await runCli(['load', exportId], cliEnv, 120_000);
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stdout).toMatch(
+        /verified chunks loaded, \d+ rows in files = 0 inserted \+ \d+ already present/,
+      );
     } finally {
-      await loader.close();
       await other.end();
     }
   });
@@ -335,8 +351,12 @@ describe('an export made before the loader was configured', () => {
       // Each chunk's record now says it is loaded; a second load inserts nothing.
       const records = await new OutputStore(outputDir).readChunkResults(request.exportId);
       for (const r of records.values()) expect(r.load?.ok).toBe(true);
-      const again = await loadExportAndWait(client, taskQueue, request.exportId);
-      expect(again.totals.rowsInserted).toBe(0);
+      const again = await runCli(['load', request.exportId, '--json'], {
+        TEMPORAL_ADDRESS: inject('temporalAddress'),
+        TEMPORAL_TASK_QUEUE: taskQueue,
+      });
+      expect(again.code, again.stderr).toBe(0);
+      expect((JSON.parse(again.stdout) as LoadExportWorkflowResult).totals.rowsInserted).toBe(0);
     } finally {
       await worker.stop('SIGKILL');
       await pool.end();
