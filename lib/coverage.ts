@@ -1,6 +1,7 @@
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { DateTime } from 'luxon';
-import { nextDay, type DayMemo } from '../workflows/daily-export-workflow';
+import { nextDay } from '../domain/daily';
+import { WorkflowType, type DayMemo } from '../workflows/definitions';
 import { DataTypeKey, DayKey, ExportIdKey, ExportStateKey, TenantKey } from '../workflows/search-attributes';
 import type { ExportRecords } from './export-records';
 import { dueThrough, type ScheduleService, type ScheduleSummaryView } from './schedule-service';
@@ -226,7 +227,7 @@ function toRun(wf: WorkflowExecutionInfo): DayRun | undefined {
 
 /** Every run of a day workflow matching the query, from Temporal visibility. */
 export async function listDayRuns(client: Client, query: CoverageQuery): Promise<DayRun[]> {
-  const clauses = [`WorkflowType = 'dayExportWorkflow'`];
+  const clauses = [`WorkflowType = '${WorkflowType.day}'`];
   if (query.tenant) clauses.push(`CcfsTenant = ${quote(query.tenant)}`);
   if (query.dataType) clauses.push(`CcfsDataType = ${quote(query.dataType)}`);
   // The window is applied exactly below; here only a generous bound on the range so that a query

@@ -2,9 +2,8 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Manifest } from '../activities/output-store';
 import { parseWallTime, wallToInstant } from '../domain/wall-time';
-import { dailyExportId, dayWorkflowId } from '../workflows/daily-export-workflow';
 import type { ChunkState, DataType, ExportState, LedgerEntry } from '../workflows/definitions';
-import { EXPORT_ID_PATTERN } from '../workflows/definitions';
+import { dailyExportId, dayWorkflowId, EXPORT_ID_PATTERN } from '../workflows/definitions';
 import type { DayRun } from './coverage';
 
 /**

@@ -16,8 +16,9 @@ import {
   type ExportWorkflowInput,
   type LedgerEntry,
   chunkWorkflowId,
+  WorkflowType,
 } from '../workflows/definitions';
-import type { exportWorkflow } from '../workflows';
+import type { exportWorkflow } from '../workflows/export-workflow';
 import { ledgerOf, type ExportRecords, type IndexEntry } from './export-records';
 import {
   DataTypeKey,
@@ -270,7 +271,7 @@ export class ExportService {
     const workflowId = exportWorkflowId(request.exportId);
     const instant = (wall: string) => new Date(wallToInstant(parseWallTime(wall), request.timeZone) * 1000);
     try {
-      const handle = await this.client.workflow.start<typeof exportWorkflow>('exportWorkflow', {
+      const handle = await this.client.workflow.start<typeof exportWorkflow>(WorkflowType.export, {
         taskQueue: this.settings.taskQueue,
         workflowId,
         args: [{ request, ...input }],

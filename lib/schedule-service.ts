@@ -1,4 +1,4 @@
-import { DateTime, IANAZone } from 'luxon';
+import { DateTime, Duration as LuxonDuration, IANAZone } from 'luxon';
 import { z } from 'zod';
 import {
   ScheduleAlreadyRunning,
@@ -8,18 +8,20 @@ import {
   type ScheduleDescription,
   type ScheduleHandle,
 } from '@temporalio/client';
+import { msToNumber, type StringValue } from '@temporalio/common/lib/time';
 import { DataType, QueryFilters } from '../ccfs/protocol';
 import { isValidTimeZone, parseWallTime, previousLocalDay, wallToInstant } from '../domain/wall-time';
+import { nextDay } from '../domain/daily';
+import type { dayExportWorkflow } from '../workflows/daily-export-workflow';
 import {
   DAILY_RUN_WORKFLOW_PREFIX,
   daySearchAttributes,
   dayWorkflowId,
-  nextDay,
+  WorkflowType,
   type DailyExportInput,
   type DayExportInput,
   type DayMemo,
-  type dayExportWorkflow,
-} from '../workflows/daily-export-workflow';
+} from '../workflows/definitions';
 import {
   DataTypeKey,
   DayKey,
@@ -70,23 +72,28 @@ export const Day = z
 /** `HH:MM` (seconds allowed, for tests that need a run within seconds). */
 export const AtTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$/, 'expected HH:MM (24-hour)');
 
-const DURATION = /^(\d+)(s|m|h|d)$/;
-/** `90m`, `36h`, `7d` → milliseconds. */
+/**
+ * The durations the CLI and the API accept: a whole number and one unit, `30m`, `12h`, `7d`. Each is
+ * also a Temporal duration string (the SDK's `ms` format), so the SDK converts it; the pattern only
+ * keeps the accepted forms (and the messages about them) as they were, where `ms` alone would also
+ * take `1.5h`, `7 days` or `1y`.
+ */
+const DURATION = /^\d+(s|m|h|d)$/;
+
+/** `90m`, `36h`, `7d` → milliseconds; `RangeError` for anything else. */
 export function parseDuration(value: string): number {
-  const m = DURATION.exec(value);
-  if (!m) throw new RangeError(`"${value}" is not a duration such as 30m, 12h or 7d`);
-  return Number(m[1]) * { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  if (!DURATION.test(value)) throw new RangeError(`"${value}" is not a duration such as 30m, 12h or 7d`);
+  return msToNumber(value as StringValue);
 }
 
+/** Milliseconds → the largest whole unit of `d`, `h`, `m` (`7d`, `36h`, `90m`), else rounded seconds. */
 export function formatDuration(ms: number): string {
-  for (const [unit, size] of [
-    ['d', 86_400_000],
-    ['h', 3_600_000],
-    ['m', 60_000],
-  ] as const) {
-    if (ms % size === 0) return `${ms / size}${unit}`;
+  const duration = LuxonDuration.fromMillis(ms);
+  for (const unit of ['days', 'hours', 'minutes'] as const) {
+    const n = duration.as(unit);
+    if (Number.isInteger(n)) return `${n}${unit[0]}`;
   }
-  return `${Math.round(ms / 1000)}s`;
+  return `${Math.round(duration.as('seconds'))}s`;
 }
 
 export const Catchup = z
@@ -420,7 +427,7 @@ export class ScheduleService {
         },
         action: {
           type: 'startWorkflow',
-          workflowType: 'dailyExportWorkflow',
+          workflowType: WorkflowType.daily,
           taskQueue: this.settings.taskQueue,
           // Temporal appends the scheduled time, so every run has its own ID; the day's lock is the day workflow.
           workflowId: `${DAILY_RUN_WORKFLOW_PREFIX}/${scheduleId}`,
@@ -455,7 +462,7 @@ export class ScheduleService {
   async list(): Promise<ScheduleSummaryView[]> {
     const out: ScheduleSummaryView[] = [];
     for await (const s of this.client.schedule.list()) {
-      if (s.action?.workflowType !== 'dailyExportWorkflow') continue;
+      if (s.action?.workflowType !== WorkflowType.daily) continue;
       const memo = s.memo as Partial<ScheduleMemo> | undefined;
       const run = (at: Date | undefined, workflowId?: string): ScheduleRun | undefined =>
         at && memo?.timeZone
@@ -490,7 +497,7 @@ export class ScheduleService {
       throw err;
     }
     const input = description.action.args?.[0] as DailyExportInput | undefined;
-    if (description.action.workflowType !== 'dailyExportWorkflow' || !input) {
+    if (description.action.workflowType !== WorkflowType.daily || !input) {
       throw new ScheduleError('not_daily', `schedule ${scheduleId} does not run daily exports`);
     }
     return { handle, description, input };
@@ -634,7 +641,7 @@ export class ScheduleService {
     for (const day of days) {
       const args: DayExportInput = { ...action, day, force: true, origin };
       try {
-        await this.client.workflow.start<typeof dayExportWorkflow>('dayExportWorkflow', {
+        await this.client.workflow.start<typeof dayExportWorkflow>(WorkflowType.day, {
           taskQueue: this.settings.taskQueue,
           workflowId: id(day),
           args: [args],
@@ -748,7 +755,7 @@ export class ScheduleService {
     for (const day of days) {
       const args: DayExportInput = { ...action, day, origin: `backfill:${action.scheduleId ?? 'schedule'}` };
       try {
-        await this.client.workflow.start<typeof dayExportWorkflow>('dayExportWorkflow', {
+        await this.client.workflow.start<typeof dayExportWorkflow>(WorkflowType.day, {
           taskQueue: this.settings.taskQueue,
           workflowId: dayWorkflowId(action.tenant, action.dataType, day),
           args: [args],
@@ -775,7 +782,7 @@ export class ScheduleService {
     for (let i = 0; i < pending.length; i += 100) {
       const batch = pending.slice(i, i + 100);
       const query = [
-        `WorkflowType = 'dayExportWorkflow'`,
+        `WorkflowType = '${WorkflowType.day}'`,
         `${TenantKey.name} = ${quoteQuery(action.tenant)}`,
         `${DataTypeKey.name} = ${quoteQuery(action.dataType)}`,
         `${DayKey.name} IN (${batch.map(quoteQuery).join(', ')})`,

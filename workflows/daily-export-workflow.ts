@@ -3,7 +3,6 @@ import {
   ChildWorkflowFailure,
   defineSearchAttributeKey,
   WorkflowExecutionAlreadyStartedError,
-  type SearchAttributePair,
 } from '@temporalio/common';
 import {
   isCancellation,
@@ -20,12 +19,21 @@ import {
   INVALID_WORKFLOW_INPUT,
   type InputProblem,
 } from '../domain/input-checks';
-import { formatWallTime, parseWallTime, previousLocalDay, wallToInstant } from '../domain/wall-time';
+import { dayInstants, dayRange } from '../domain/daily';
+import { previousLocalDay } from '../domain/wall-time';
 import {
+  DAY_INCOMPLETE,
+  dailyExportId,
+  daySearchAttributes,
+  dayWorkflowId,
   exportWorkflowId,
-  type DataType,
-  type ExportFilters,
-  type ExportOptions,
+  WorkflowType,
+  type DailyExportInput,
+  type DailyExportResult,
+  type DayExportInput,
+  type DayExportResult,
+  type DayMemo,
+  type DayState,
   type ExportRequest,
   type ExportResult,
 } from './definitions';
@@ -60,104 +68,11 @@ import {
  * its caller; each is a separate workflow type, so the UI and the coverage query tell them apart.
  */
 
-export const DAILY_RUN_WORKFLOW_PREFIX = 'ccfs-daily';
-export const DAY_WORKFLOW_PREFIX = 'ccfs-day';
-
-/** What a schedule's action carries: everything a day's export needs except the day. */
-export interface DailyExportInput {
-  /** The schedule that owns this action; for people and coverage, not for logic. */
-  scheduleId?: string;
-  tenant: string;
-  dataType: DataType;
-  filters: ExportFilters;
-  timeZone: string;
-  options: ExportOptions;
-}
-
-export interface DayExportInput extends DailyExportInput {
-  /** `yyyy-MM-dd`, a local day in `timeZone`. */
-  day: string;
-  /** Re-export a day that is already verified, into a fresh export directory. */
-  force?: boolean;
-  /** Who asked: `schedule:<id>`, `cli`, `api`. */
-  origin: string;
-}
-
-/** A day that ended well: verified (files downloaded and checked) or empty (CC-FS has no data). */
-export interface DayExportResult {
-  day: string;
-  begin: string;
-  end: string;
-  timeZone: string;
-  state: 'verified' | 'empty';
-  exportId: string;
-  exportWorkflowId: string;
-  manifestPath: string;
-  totals: ExportResult['totals'];
-}
-
-export type DailyExportResult =
-  | { outcome: 'exported'; day: string; dayWorkflowId: string; result: DayExportResult }
-  | { outcome: 'skipped'; day: string; dayWorkflowId: string; reason: string };
-
-/** The failure type of a day whose export did not verify every chunk. */
-export const DAY_INCOMPLETE = 'DayIncomplete';
-
-/** Keyword state of a day workflow in `CcfsExportState`: its own vocabulary, distinct from an export's. */
-export type DayState = 'running' | 'verified' | 'empty' | 'failed';
+// IDs, inputs, results and the day's search attributes live in definitions.ts (clients share them);
+// the calendar in domain/daily.ts.
 
 /** Set by the server on every workflow a schedule starts (the nominal time of the action). */
 export const ScheduledStartTimeKey = defineSearchAttributeKey('TemporalScheduledStartTime', 'DATETIME');
-
-const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
-
-/** `[D 00:00:00, D+1 00:00:00)` as wall times; the length in elapsed time (23, 24 or 25 h) follows from the zone. */
-export function dayRange(day: string): { begin: string; end: string } {
-  if (!DAY.test(day)) throw new RangeError(`day "${day}" is not in the form yyyy-MM-dd`);
-  const begin = `${day} 00:00:00`;
-  // Wall-clock arithmetic on a zone-less calendar: the next day's midnight, whatever DST does.
-  return { begin, end: formatWallTime(parseWallTime(begin, 'day') + 86_400) };
-}
-
-/** The day after `day` (`yyyy-MM-dd`). */
-export function nextDay(day: string): string {
-  return dayRange(day).end.slice(0, 10);
-}
-
-/** Export ID (and directory name) of a day; a forced re-export gets a suffix so verified files are never overwritten. */
-export function dailyExportId(tenant: string, dataType: DataType, day: string, forceStamp?: string): string {
-  return `daily-${tenant}-${dataType}-${day}${forceStamp ? `-f${forceStamp}` : ''}`;
-}
-
-/** The per-day lock: one ID per tenant, data type and local day. */
-export function dayWorkflowId(tenant: string, dataType: DataType, day: string): string {
-  return `${DAY_WORKFLOW_PREFIX}/${tenant}/${dataType}/${day}`;
-}
-
-/** Search attributes of a day workflow at its start (the starter sets them: the schedule's run or the client). */
-export function daySearchAttributes(
-  input: Pick<DayExportInput, 'tenant' | 'dataType' | 'timeZone' | 'day'>,
-): SearchAttributePair[] {
-  const { begin, end } = dayRange(input.day);
-  const instant = (wall: string) => new Date(wallToInstant(parseWallTime(wall), input.timeZone) * 1000);
-  return [
-    { key: TenantKey, value: input.tenant },
-    { key: DataTypeKey, value: input.dataType },
-    { key: DayKey, value: input.day },
-    { key: RangeBeginKey, value: instant(begin) },
-    { key: RangeEndKey, value: instant(end) },
-    { key: ExportStateKey, value: 'running' satisfies DayState },
-    { key: KindKey, value: 'day' },
-  ];
-}
-
-/** Memo of a day workflow: what coverage shows without reading histories. */
-export interface DayMemo {
-  timeZone: string;
-  scheduleId?: string;
-  exportId?: string;
-  error?: string;
-}
 
 /**
  * Fails the run on input no day can be derived from (a bad zone, data type or day), naming the field:
@@ -271,7 +186,7 @@ export async function dayExportWorkflow(input: DayExportInput): Promise<DayExpor
     options: { ...input.options, chunkSeconds: MAX_CHUNK_SECONDS },
     origin: input.origin,
   };
-  const instant = (wall: string) => new Date(wallToInstant(parseWallTime(wall), input.timeZone) * 1000);
+  const range = dayInstants(input.day, input.timeZone);
   const fail = (error: string): ApplicationFailure => {
     upsertSearchAttributes([{ key: ExportStateKey, value: 'failed' satisfies DayState }]);
     upsertMemo({ error } satisfies Partial<DayMemo>);
@@ -284,7 +199,7 @@ export async function dayExportWorkflow(input: DayExportInput): Promise<DayExpor
 
   let result: ExportResult;
   try {
-    const child = await startChild<typeof exportWorkflow>('exportWorkflow', {
+    const child = await startChild<typeof exportWorkflow>(WorkflowType.export, {
       workflowId: childId,
       args: [{ request }],
       // The day workflow is the lock; its export may run again after a failure and then resumes on
@@ -304,8 +219,8 @@ export async function dayExportWorkflow(input: DayExportInput): Promise<DayExpor
         { key: ExportIdKey, value: exportId },
         { key: TenantKey, value: request.tenant },
         { key: DataTypeKey, value: request.dataType },
-        { key: RangeBeginKey, value: instant(begin) },
-        { key: RangeEndKey, value: instant(end) },
+        { key: RangeBeginKey, value: range.begin },
+        { key: RangeEndKey, value: range.end },
         { key: ExportStateKey, value: 'running' },
         { key: KindKey, value: 'export' },
         { key: DayKey, value: input.day },

@@ -1,4 +1,16 @@
+import type { SearchAttributePair } from '@temporalio/common';
 import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { dayInstants } from '../domain/daily';
+import type * as workflows from './index';
+import {
+  DataTypeKey,
+  DayKey,
+  ExportStateKey,
+  KindKey,
+  RangeBeginKey,
+  RangeEndKey,
+  TenantKey,
+} from './search-attributes';
 
 /**
  * Everything the API, the CLI and the worker share with the workflows: the plain types of inputs and
@@ -341,7 +353,13 @@ export interface ExportChunkLoad {
 export interface LoadExportWorkflowResult {
   exportId: string;
   chunks: ExportChunkLoad[];
-  totals: { chunks: number; loaded: number; rowsInFiles: number; rowsInserted: number; rowsAlreadyPresent: number };
+  totals: {
+    chunks: number;
+    loaded: number;
+    rowsInFiles: number;
+    rowsInserted: number;
+    rowsAlreadyPresent: number;
+  };
   /** Every verified chunk loaded and reconciled. */
   ok: boolean;
 }
@@ -375,3 +393,107 @@ export const FailureType = {
  * Kept as strings here: workflow code may not import `ccfs/errors.ts`, which names the same types.
  */
 export const HALTING_FAILURE_TYPES: readonly string[] = ['CcfsAuthRejected', 'CcfsIpLocked', 'CcfsTlsError'];
+
+/**
+ * Workflow types by role, for clients, schedules, child starts and visibility queries. Clients must
+ * not import workflow files' values (lint: no-restricted-imports outside workflows/; a value import
+ * would load workflow code and its deterministic-only dependencies into the API and CLI), so the names
+ * live here, checked by `satisfies` against the names `workflows/index.ts` exports: renaming or
+ * removing a workflow fails the build here instead of starting a type the worker does not know.
+ * Starters pair a name with the function's type, `client.workflow.start<typeof dayExportWorkflow>(
+ * WorkflowType.day, …)` with `import type`, so arguments and results are checked too. These names are
+ * in every recorded history and schedule action: changing one is a breaking change, not a refactor.
+ */
+export const WorkflowType = {
+  export: 'exportWorkflow',
+  chunk: 'chunkWorkflow',
+  daily: 'dailyExportWorkflow',
+  day: 'dayExportWorkflow',
+  loadExport: 'loadExportWorkflow',
+} as const satisfies Record<string, keyof typeof workflows>;
+
+// Daily exports (workflows/daily-export-workflow.ts; the calendar itself is domain/daily.ts).
+
+export const DAILY_RUN_WORKFLOW_PREFIX = 'ccfs-daily';
+export const DAY_WORKFLOW_PREFIX = 'ccfs-day';
+
+/** What a schedule's action carries: everything a day's export needs except the day. */
+export interface DailyExportInput {
+  /** The schedule that owns this action; for people and coverage, not for logic. */
+  scheduleId?: string;
+  tenant: string;
+  dataType: DataType;
+  filters: ExportFilters;
+  timeZone: string;
+  options: ExportOptions;
+}
+
+export interface DayExportInput extends DailyExportInput {
+  /** `yyyy-MM-dd`, a local day in `timeZone`. */
+  day: string;
+  /** Re-export a day that is already verified, into a fresh export directory. */
+  force?: boolean;
+  /** Who asked: `schedule:<id>`, `cli`, `api`. */
+  origin: string;
+}
+
+/** A day that ended well: verified (files downloaded and checked) or empty (CC-FS has no data). */
+export interface DayExportResult {
+  day: string;
+  begin: string;
+  end: string;
+  timeZone: string;
+  state: 'verified' | 'empty';
+  exportId: string;
+  exportWorkflowId: string;
+  manifestPath: string;
+  totals: ExportResult['totals'];
+}
+
+export type DailyExportResult =
+  | { outcome: 'exported'; day: string; dayWorkflowId: string; result: DayExportResult }
+  | { outcome: 'skipped'; day: string; dayWorkflowId: string; reason: string };
+
+/** The failure type of a day whose export did not verify every chunk. */
+export const DAY_INCOMPLETE = 'DayIncomplete';
+
+/** Keyword state of a day workflow in `CcfsExportState`: its own vocabulary, distinct from an export's. */
+export type DayState = 'running' | 'verified' | 'empty' | 'failed';
+
+/** Memo of a day workflow: what coverage shows without reading histories. */
+export interface DayMemo {
+  timeZone: string;
+  scheduleId?: string;
+  exportId?: string;
+  error?: string;
+}
+
+/** Export ID (and directory name) of a day; a forced re-export gets a suffix so verified files are never overwritten. */
+export function dailyExportId(tenant: string, dataType: DataType, day: string, forceStamp?: string): string {
+  return `daily-${tenant}-${dataType}-${day}${forceStamp ? `-f${forceStamp}` : ''}`;
+}
+
+/** The per-day lock: one ID per tenant, data type and local day. */
+export function dayWorkflowId(tenant: string, dataType: DataType, day: string): string {
+  return `${DAY_WORKFLOW_PREFIX}/${tenant}/${dataType}/${day}`;
+}
+
+/**
+ * Search attributes of a day workflow at its start (the starter sets them: the schedule's run or the
+ * client): tenant, data type, day, the day's range as instants in `timeZone`, state `running`, kind
+ * `day`. Throws as `dayInstants` (domain/daily.ts) for a bad day or zone.
+ */
+export function daySearchAttributes(
+  input: Pick<DayExportInput, 'tenant' | 'dataType' | 'timeZone' | 'day'>,
+): SearchAttributePair[] {
+  const range = dayInstants(input.day, input.timeZone);
+  return [
+    { key: TenantKey, value: input.tenant },
+    { key: DataTypeKey, value: input.dataType },
+    { key: DayKey, value: input.day },
+    { key: RangeBeginKey, value: range.begin },
+    { key: RangeEndKey, value: range.end },
+    { key: ExportStateKey, value: 'running' satisfies DayState },
+    { key: KindKey, value: 'day' },
+  ];
+}

@@ -14,8 +14,8 @@ import {
   parseDuration,
   BackfillInput,
 } from '../../lib/schedule-service';
-import { dailyExportId, dayRange, dayWorkflowId, nextDay } from '../../workflows/daily-export-workflow';
-import { EXPORT_ID_PATTERN } from '../../workflows/definitions';
+import { dayRange, nextDay } from '../../domain/daily';
+import { dailyExportId, dayWorkflowId, EXPORT_ID_PATTERN } from '../../workflows/definitions';
 
 /** What a daily run exports for an action scheduled at `scheduledAt`: the day, its chunk plan and its length in hours. */
 function dailyPlan(scheduledAt: string, zone: string) {

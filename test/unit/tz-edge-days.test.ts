@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MAX_CHUNK_SECONDS, planChunks } from '../../domain/chunking';
 import { parseWallTime, previousLocalDay, wallToInstant } from '../../domain/wall-time';
 import { dstGapDay } from '../../lib/schedule-service';
-import { dayRange } from '../../workflows/daily-export-workflow';
+import { dayRange } from '../../domain/daily';
 
 /**
  * Days whose midnight does not exist or happens twice (issue 16): the zones where "00:00" itself is the
