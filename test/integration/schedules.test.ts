@@ -27,8 +27,6 @@ const TEST_OPTIONS = {
 };
 const DAYS = ['2024-03-08', '2024-03-09', '2024-03-10', '2024-03-11', '2024-03-12'];
 
-
-
 type DayOutcome = { status: string; result?: DayExportResult; error?: string; startTime: Date };
 
 /** Waits for the run of a day workflow started after `after` to close; its result or failure. */
