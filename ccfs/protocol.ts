@@ -151,3 +151,50 @@ export function billFileMatchesResponse(billFileName: string, responseId: string
 
 /** The answer a callback receiver gives so CC-FS stops retrying. */
 export const CALLBACK_SUCCESS = { resultCode: '0', resultDesc: 'success' } as const;
+
+/** Recording index columns in the documented order (docs/ccfs-protocol.md §5, 18 columns). */
+export const RECORD_COLUMNS = [
+  'developer',
+  'account_id',
+  'cc_id',
+  'agent_id',
+  'call_id',
+  'caller_no',
+  'callee_no',
+  'call_begin',
+  'call_end',
+  'file_name',
+  'task_status',
+  'task_result',
+  'original_file_name',
+  'vdn_id',
+  'call_type',
+  'media_type',
+  'user_wanted_skill_id',
+  'current_skill_id',
+] as const;
+
+/** CDR columns in the documented order (§5: the first 21; later ones are kept in `extra`). */
+export const CDR_COLUMNS = [
+  'developer',
+  'account_id',
+  'cc_id',
+  'agent_id',
+  'call_id',
+  'caller_no',
+  'callee_no',
+  'wait_begin',
+  'wait_end',
+  'ack_begin',
+  'ack_end',
+  'call_begin',
+  'call_end',
+  'device_type',
+  'device_no',
+  'call_type',
+  'release_cause',
+  'call_id_num',
+  'vdn_id',
+  'pre_device_type',
+  'pre_device_no',
+] as const;

@@ -1,6 +1,9 @@
-import type { DataType } from '../ccfs/protocol';
+import { CDR_COLUMNS, RECORD_COLUMNS, type DataType } from '../ccfs/protocol';
 import { type Rng, digits, pick, randomInt, rngFor } from './prng';
 import { WallClock, formatWall } from './wall-time';
+
+// The documented columns (docs/ccfs-protocol.md §5), as the product reads them: the simulator writes the same.
+export { CDR_COLUMNS, RECORD_COLUMNS };
 
 /**
  * Deterministic synthetic CC-FS data. Calls are generated per wall-clock hour of the tenant zone from
@@ -8,53 +11,8 @@ import { WallClock, formatWall } from './wall-time';
  * stored, and the rows of a range are the same however the range is cut into queries.
  */
 
-export const CDR_COLUMNS = [
-  'developer',
-  'account_id',
-  'cc_id',
-  'agent_id',
-  'call_id',
-  'caller_no',
-  'callee_no',
-  'wait_begin',
-  'wait_end',
-  'ack_begin',
-  'ack_end',
-  'call_begin',
-  'call_end',
-  'device_type',
-  'device_no',
-  'call_type',
-  'release_cause',
-  'call_id_num',
-  'vdn_id',
-  'pre_device_type',
-  'pre_device_no',
-] as const;
-
 /** Two trailing columns the documentation does not describe, to exercise tolerant parsers. */
 export const EXTRA_CDR_COLUMNS = ['callee_no2', 'media_type'] as const;
-
-export const RECORD_COLUMNS = [
-  'developer',
-  'account_id',
-  'cc_id',
-  'agent_id',
-  'call_id',
-  'caller_no',
-  'callee_no',
-  'call_begin',
-  'call_end',
-  'file_name',
-  'task_status',
-  'task_result',
-  'original_file_name',
-  'vdn_id',
-  'call_type',
-  'media_type',
-  'user_wanted_skill_id',
-  'current_skill_id',
-] as const;
 
 export type CdrRow = Record<(typeof CDR_COLUMNS)[number] | (typeof EXTRA_CDR_COLUMNS)[number], string>;
 export type RecordRow = Record<(typeof RECORD_COLUMNS)[number], string>;

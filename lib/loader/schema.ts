@@ -1,4 +1,5 @@
 import type { ClientBase } from 'pg';
+import { CDR_COLUMNS, RECORD_COLUMNS } from '../../ccfs/protocol';
 
 /**
  * The loader's tables (issue 17), created and migrated by the product itself: `migrate()` applies the
@@ -6,52 +7,8 @@ import type { ClientBase } from 'pg';
  * advisory lock so that several workers starting at once migrate once.
  */
 
-/** Recording index columns in the documented order (docs/ccfs-protocol.md §5, 18 columns). */
-export const RECORD_COLUMNS = [
-  'developer',
-  'account_id',
-  'cc_id',
-  'agent_id',
-  'call_id',
-  'caller_no',
-  'callee_no',
-  'call_begin',
-  'call_end',
-  'file_name',
-  'task_status',
-  'task_result',
-  'original_file_name',
-  'vdn_id',
-  'call_type',
-  'media_type',
-  'user_wanted_skill_id',
-  'current_skill_id',
-] as const;
-
-/** CDR columns in the documented order (§5: the first 21; later ones are kept in `extra`). */
-export const CDR_COLUMNS = [
-  'developer',
-  'account_id',
-  'cc_id',
-  'agent_id',
-  'call_id',
-  'caller_no',
-  'callee_no',
-  'wait_begin',
-  'wait_end',
-  'ack_begin',
-  'ack_end',
-  'call_begin',
-  'call_end',
-  'device_type',
-  'device_no',
-  'call_type',
-  'release_cause',
-  'call_id_num',
-  'vdn_id',
-  'pre_device_type',
-  'pre_device_no',
-] as const;
+// The documented column lists live with the rest of the wire format; re-exported for the loader's users.
+export { CDR_COLUMNS, RECORD_COLUMNS } from '../../ccfs/protocol';
 
 export type LoadKind = 'call' | 'record';
 
