@@ -4,6 +4,7 @@ import {
   type LoadExportWorkflowResult,
   EXPORT_ID_PATTERN,
   loadExportWorkflowId,
+  WorkflowType,
 } from '../../workflows/definitions';
 
 /**
@@ -19,7 +20,7 @@ export async function startExportLoad(
 ): Promise<WorkflowHandle<typeof loadExportWorkflow>> {
   if (!EXPORT_ID_PATTERN.test(exportId))
     throw new RangeError(`invalid export ID ${JSON.stringify(exportId)}`);
-  return client.workflow.start<typeof loadExportWorkflow>('loadExportWorkflow', {
+  return client.workflow.start<typeof loadExportWorkflow>(WorkflowType.loadExport, {
     taskQueue,
     workflowId: loadExportWorkflowId(exportId),
     args: [{ exportId }],
