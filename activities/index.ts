@@ -18,6 +18,7 @@ import type {
   ExportState,
   ZipEntrySummary,
 } from '../workflows/definitions';
+import { createLoadActivities, type LoadActivityDeps } from './load';
 import { OutputStore } from './output-store';
 
 /** The part of the CC-FS client that activities use. */
@@ -209,8 +210,13 @@ function describeContent(summary: ZipSummary): {
   return { entries, empty: summary.empty, detail, warnings: summary.warnings };
 }
 
-/** Builds the activities with their dependencies; the worker is the only caller. */
-export function createActivities(deps: ActivityDeps) {
+/**
+ * The activities that call CC-FS (protocol §3 queryBillData, §4 downloadBillFile), registered only on
+ * the CC-FS task queue (`ccfsTaskQueue(TASK_QUEUE)`), whose server-side rate limit covers every call
+ * to CC-FS across the workers. Workflows reach them only through `proxyCcfsActivities`
+ * (workflows/activity-proxies.ts), which names that queue. The worker is the only caller.
+ */
+export function createCcfsActivities(deps: ActivityDeps) {
   const { output, logger, metrics, publish } = deps;
   // The tenant is in request.json, which prepareExport writes before any chunk starts; reading it
   // here keeps tenants (and their credentials) out of workflow inputs.
@@ -416,7 +422,16 @@ export function createActivities(deps: ActivityDeps) {
       log.debug({ tried: names }, 'no bill file under the documented names yet');
       return { kind: 'not-found', tried: names };
     },
+  };
+}
 
+/**
+ * The activities on the export's files in OUTPUT_DIR (chunk records, request.json, manifest.json):
+ * main task queue, no CC-FS call, so they never wait behind the CC-FS rate limit.
+ */
+export function createStoreActivities(deps: ActivityDeps) {
+  const { output, metrics, publish } = deps;
+  return {
     /** Records a finished chunk (verified, empty, failed or cancelled) for the manifest. */
     saveChunkResult: async (input: { exportId: string; result: ChunkResult }): Promise<void> => {
       try {
@@ -513,4 +528,16 @@ export function createActivities(deps: ActivityDeps) {
   };
 }
 
-export type Activities = ReturnType<typeof createActivities>;
+/**
+ * Every activity of the main task queue (the workflows' own queue, TASK_QUEUE): the file activities
+ * and the loader's (issue 17; registered with or without a loader, which then answers
+ * `configured: false`). Workflows reach them only through `proxyMainActivities`.
+ */
+export function createMainActivities(deps: ActivityDeps & LoadActivityDeps) {
+  return { ...createStoreActivities(deps), ...createLoadActivities(deps) };
+}
+
+/** The CC-FS task queue's activities: a workflow proxy of this type must name that queue. */
+export type CcfsActivities = ReturnType<typeof createCcfsActivities>;
+/** The main task queue's activities; a CC-FS activity is not among them, so it cannot be proxied here. */
+export type MainActivities = ReturnType<typeof createMainActivities>;

@@ -1,8 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { Worker, type NativeConnection, type WorkerOptions, type WorkflowBundle } from '@temporalio/worker';
-import { createActivities, type ActivityDeps } from '../activities';
-import { createLoadActivities } from '../activities/load';
+import { createCcfsActivities, createMainActivities, type ActivityDeps } from '../activities';
 import type { Loader } from '../lib/loader/loader';
 import { ccfsTaskQueue } from '../workflows/definitions';
 import { WORKER_MAX_CACHED_WORKFLOWS } from './memory-settings';
@@ -37,11 +36,11 @@ export async function createWorkers(
   settings: WorkerSettings,
   deps: ActivityDeps & { loader?: Loader },
 ): Promise<Worker[]> {
-  const activities = createActivities(deps);
-  // Registered with or without a loader: without one it answers `configured: false`, which is how a
-  // chunk workflow learns whether this deployment loads (LOAD_DATABASE_URL is worker configuration).
-  const load = createLoadActivities(deps);
-  const bundlePath = settings.workflowBundlePath ?? (existsSync(WORKFLOW_BUNDLE_PATH) && process.env.NODE_ENV === 'production' ? WORKFLOW_BUNDLE_PATH : undefined);
+  const bundlePath =
+    settings.workflowBundlePath ??
+    (existsSync(WORKFLOW_BUNDLE_PATH) && process.env.NODE_ENV === 'production'
+      ? WORKFLOW_BUNDLE_PATH
+      : undefined);
   const workflowSource: Pick<WorkerOptions, 'workflowsPath' | 'workflowBundle'> = settings.workflowBundle
     ? { workflowBundle: settings.workflowBundle }
     : bundlePath
@@ -61,20 +60,14 @@ export async function createWorkers(
     taskQueue: settings.taskQueue,
     // Explicit: the SDK's default follows the heap limit, which the worker's memory settings lower.
     maxCachedWorkflows: WORKER_MAX_CACHED_WORKFLOWS,
-    activities: {
-      saveChunkResult: activities.saveChunkResult,
-      saveChunkResults: activities.saveChunkResults,
-      prepareExport: activities.prepareExport,
-      writeManifest: activities.writeManifest,
-      loadChunk: load.loadChunk,
-      listLoadableChunks: load.listLoadableChunks,
-      saveChunkLoad: load.saveChunkLoad,
-    },
+    // The loader's activities are among them with or without a loader: without one loadChunk answers
+    // `configured: false`, which is how a chunk workflow learns whether this deployment loads.
+    activities: createMainActivities(deps),
   });
   const ccfs = await Worker.create({
     ...common,
     taskQueue: ccfsTaskQueue(settings.taskQueue),
-    activities: { requestChunk: activities.requestChunk, downloadChunk: activities.downloadChunk },
+    activities: createCcfsActivities(deps),
     maxTaskQueueActivitiesPerSecond: settings.ccfsCallsPerSecond,
     maxConcurrentActivityTaskExecutions: settings.ccfsConcurrency,
   });

@@ -9,19 +9,16 @@ import {
   isCancellation,
   log,
   patched,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
-  type ActivityOptions,
 } from '@temporalio/workflow';
-import type { Activities, DownloadChunkOutcome } from '../activities';
-import type { LoadActivities } from '../activities/load';
+import type { DownloadChunkOutcome } from '../activities';
 import { instantToWall } from '../domain/wall-time';
+import { proxyCcfsActivities, proxyMainActivities, type QueueActivityOptions } from './activity-proxies';
 import {
   callbackSignal,
-  ccfsTaskQueue,
   chunkFinishedSignal,
   chunkProgressSignal,
   chunkProgressQuery,
@@ -236,8 +233,8 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
     );
   }
 
-  const ccfsActivity: ActivityOptions = {
-    taskQueue: ccfsTaskQueue(workflowInfo().taskQueue),
+  // No task queue here: proxyCcfsActivities names the CC-FS one, and the per-call overrides below merge into it.
+  const ccfsActivity: QueueActivityOptions = {
     // Both CC-FS activities heartbeat on a timer: a crashed worker's call is given to another worker
     // after this long, not after the start-to-close timeout.
     heartbeatTimeout: options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
@@ -252,17 +249,17 @@ export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkRes
       maximumAttempts: options.retry.maximumAttempts,
     },
   };
-  const { requestChunk, downloadChunk } = proxyActivities<Activities>({
+  const { requestChunk, downloadChunk } = proxyCcfsActivities({
     ...ccfsActivity,
     startToCloseTimeout: '2 minutes',
   });
-  const { saveChunkResult } = proxyActivities<Activities>({
+  const { saveChunkResult } = proxyMainActivities({
     startToCloseTimeout: '1 minute',
     retry: { maximumAttempts: 10 },
   });
   // Durable and retried like the download; the heartbeat lets a dead worker's load move on in a minute.
   // Hours for a start-to-close: a multi-GiB chunk loads at tens of thousands of rows per second.
-  const { loadChunk } = proxyActivities<LoadActivities>({
+  const { loadChunk } = proxyMainActivities({
     startToCloseTimeout: '6 hours',
     heartbeatTimeout: '1 minute',
     summary: `load chunk ${chunk.index} into PostgreSQL`,

@@ -9,16 +9,15 @@ import {
   isCancellation,
   log,
   patched,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import { planChunks } from '../domain/chunking';
 import { exportRequestProblem, INVALID_WORKFLOW_INPUT } from '../domain/input-checks';
+import { proxyMainActivities } from './activity-proxies';
 import { chunkWorkflow } from './chunk-workflow';
 import {
   chunkFinishedSignal,
@@ -51,7 +50,7 @@ import {
 
 // Small file activities: a minute is ample, and it is also how long a worker that died in the middle
 // of one holds the export up before another worker runs it again.
-const { prepareExport, writeManifest, saveChunkResults } = proxyActivities<Activities>({
+const { prepareExport, writeManifest, saveChunkResults } = proxyMainActivities({
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 20, maximumInterval: '1 minute' },
 });

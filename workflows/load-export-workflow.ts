@@ -1,5 +1,5 @@
-import { ApplicationFailure, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
-import type { LoadActivities } from '../activities/load';
+import { ApplicationFailure, setCurrentDetails } from '@temporalio/workflow';
+import { proxyMainActivities } from './activity-proxies';
 import { describeFailure } from './chunk-workflow';
 import type { ExportChunkLoad, LoadExportWorkflowInput, LoadExportWorkflowResult } from './definitions';
 
@@ -12,8 +12,8 @@ import type { ExportChunkLoad, LoadExportWorkflowInput, LoadExportWorkflowResult
  */
 export async function loadExportWorkflow(input: LoadExportWorkflowInput): Promise<LoadExportWorkflowResult> {
   const small = { startToCloseTimeout: '1 minute', retry: { maximumAttempts: 10 } } as const;
-  const { listLoadableChunks, saveChunkLoad } = proxyActivities<LoadActivities>(small);
-  const { loadChunk } = proxyActivities<LoadActivities>({
+  const { listLoadableChunks, saveChunkLoad } = proxyMainActivities(small);
+  const { loadChunk } = proxyMainActivities({
     startToCloseTimeout: '6 hours',
     heartbeatTimeout: '1 minute',
     retry: {
