@@ -24,7 +24,9 @@ function read(key: string, path: string): Buffer {
     return readFileSync(path);
   } catch (err) {
     // The path is configuration, not a secret; the file's content never appears in a message.
-    throw new ConfigError(`invalid configuration:\n  ${key}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new ConfigError(
+      `invalid configuration:\n  ${key}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
 }
 
@@ -33,7 +35,9 @@ export function createApiServer(app: RequestListener, tls: ApiTlsFiles): ApiServ
   if (!tls.certFile && !tls.keyFile) return { server: createHttpServer(app), protocol: 'http' };
   if (!tls.certFile || !tls.keyFile) {
     const missing = tls.certFile ? 'API_TLS_KEY_FILE' : 'API_TLS_CERT_FILE';
-    throw new ConfigError(`invalid configuration:\n  ${missing}: is required when ${missing === 'API_TLS_KEY_FILE' ? 'API_TLS_CERT_FILE' : 'API_TLS_KEY_FILE'} is set`);
+    throw new ConfigError(
+      `invalid configuration:\n  ${missing}: is required when ${missing === 'API_TLS_KEY_FILE' ? 'API_TLS_CERT_FILE' : 'API_TLS_KEY_FILE'} is set`,
+    );
   }
   const cert = read('API_TLS_CERT_FILE', tls.certFile);
   const key = read('API_TLS_KEY_FILE', tls.keyFile);
@@ -42,6 +46,8 @@ export function createApiServer(app: RequestListener, tls: ApiTlsFiles): ApiServ
     return { server, protocol: 'https' };
   } catch (err) {
     // e.g. a key that does not match the certificate; OpenSSL's reason names no key material.
-    throw new ConfigError(`invalid configuration:\n  API_TLS_CERT_FILE / API_TLS_KEY_FILE: ${(err as Error).message}`);
+    throw new ConfigError(
+      `invalid configuration:\n  API_TLS_CERT_FILE / API_TLS_KEY_FILE: ${(err as Error).message}`,
+    );
   }
 }

@@ -54,7 +54,9 @@ const receiver = createServer((req, res) => {
       return;
     }
     const { responseId, billFileName } = CallbackBody.parse(JSON.parse(body.toString('utf8'))).msgBody;
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{"resultCode":"0","resultDesc":"success"}');
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end('{"resultCode":"0","resultDesc":"success"}');
     const waiter = waiters.get(responseId);
     if (waiter) waiter(billFileName);
     else arrived.set(responseId, billFileName);
@@ -69,12 +71,26 @@ function callbackFor(responseId: string): Promise<string> {
   return new Promise((resolve) => waiters.set(responseId, resolve));
 }
 
-const client = new CcfsClient({ baseUrl: config.simulatorUrl, credentials: { ak: config.ak, sk: config.sk } });
-const perChunk: Array<{ queryMs: number; waitMs: number; downloadMs: number; verifyMs: number; bytes: number }> = [];
+const client = new CcfsClient({
+  baseUrl: config.simulatorUrl,
+  credentials: { ak: config.ak, sk: config.sk },
+});
+const perChunk: Array<{
+  queryMs: number;
+  waitMs: number;
+  downloadMs: number;
+  verifyMs: number;
+  bytes: number;
+}> = [];
 
 async function exportChunk(index: number, chunk: { begin: string; end: string }): Promise<void> {
   const t0 = performance.now();
-  const answer = await client.queryBillData({ beginTime: chunk.begin, endTime: chunk.end, dataType: config.dataType, callBackURL });
+  const answer = await client.queryBillData({
+    beginTime: chunk.begin,
+    endTime: chunk.end,
+    dataType: config.dataType,
+    callBackURL,
+  });
   const t1 = performance.now();
   if (answer.kind === 'empty') {
     perChunk.push({ queryMs: t1 - t0, waitMs: 0, downloadMs: 0, verifyMs: 0, bytes: 0 });

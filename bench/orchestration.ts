@@ -51,30 +51,82 @@ function simSince(sim: BenchSimulator, since: number): { queryMs: number; downlo
   return { queryMs: sum('/queryBillData'), downloadMs: sum('/downloadBillFile') };
 }
 
-function run(label: string, inFlight: number, governor: string, wallMs: number, chunks: number, sim: { queryMs: number; downloadMs: number }): Run {
+function run(
+  label: string,
+  inFlight: number,
+  governor: string,
+  wallMs: number,
+  chunks: number,
+  sim: { queryMs: number; downloadMs: number },
+): Run {
   const simMsPerChunk = (sim.queryMs + sim.downloadMs) / chunks;
   const slotMsPerChunk = (wallMs * inFlight) / chunks;
-  return { label, inFlight, governor, wallMs, chunks, simMsPerChunk, slotMsPerChunk, overheadMsPerChunk: slotMsPerChunk - simMsPerChunk };
+  return {
+    label,
+    inFlight,
+    governor,
+    wallMs,
+    chunks,
+    simMsPerChunk,
+    slotMsPerChunk,
+    overheadMsPerChunk: slotMsPerChunk - simMsPerChunk,
+  };
 }
 
-export async function orchestration(ctx: BenchContext): Promise<{ figures: Figure[]; details: Record<string, unknown> }> {
+export async function orchestration(
+  ctx: BenchContext,
+): Promise<{ figures: Figure[]; details: Record<string, unknown> }> {
   const to = ctx.quick ? QUICK_TO : TO;
   const chunks = planChunks({ begin: FROM, end: to, timeZone: 'UTC' });
   // One call an hour: a few dozen rows and a few KB per three-day ZIP, never an empty chunk.
-  const sim = await startBenchSimulator({ callbackDelayMs: 0, callsPerHour: 1, callbackRetryIntervalMs: 2000 });
+  const sim = await startBenchSimulator({
+    callbackDelayMs: 0,
+    callsPerHour: 1,
+    callbackRetryIntervalMs: 2000,
+  });
   const runs: Run[] = [];
   let floor: Floor | undefined;
   try {
     const runBaseline = async (i: number): Promise<Run> => {
       const outputDir = join(ctx.dir, `baseline-${i}`);
-      const config = { simulatorUrl: sim.url, ak: BENCH_AK, sk: BENCH_SK, outputDir, dataType: 'call', chunks };
-      const child = spawnTs(`baseline-${i}`, 'bench/baseline-sequential.ts', { BENCH_BASELINE_CONFIG: JSON.stringify(config) }, join(ctx.dir, `baseline-${i}.log`));
+      const config = {
+        simulatorUrl: sim.url,
+        ak: BENCH_AK,
+        sk: BENCH_SK,
+        outputDir,
+        dataType: 'call',
+        chunks,
+      };
+      const child = spawnTs(
+        `baseline-${i}`,
+        'bench/baseline-sequential.ts',
+        { BENCH_BASELINE_CONFIG: JSON.stringify(config) },
+        join(ctx.dir, `baseline-${i}.log`),
+      );
       const line = await child.waitForLine((l) => l.startsWith('RESULT '), 600_000);
       await child.exited;
-      const result = JSON.parse(line.slice('RESULT '.length)) as { startedAt: number; wallMs: number; cpuMs: number; simulatorCpuMs?: number; perChunk: Array<Record<string, number>> };
+      const result = JSON.parse(line.slice('RESULT '.length)) as {
+        startedAt: number;
+        wallMs: number;
+        cpuMs: number;
+        simulatorCpuMs?: number;
+        perChunk: Array<Record<string, number>>;
+      };
       rmSync(outputDir, { recursive: true, force: true });
-      const r = run(`baseline #${i}`, 1, 'none', result.wallMs, chunks.length, simSince(sim, result.startedAt));
-      r.breakdown = Object.fromEntries(['queryMs', 'waitMs', 'downloadMs', 'verifyMs'].map((k) => [k, mean(result.perChunk.map((c) => c[k]!))]));
+      const r = run(
+        `baseline #${i}`,
+        1,
+        'none',
+        result.wallMs,
+        chunks.length,
+        simSince(sim, result.startedAt),
+      );
+      r.breakdown = Object.fromEntries(
+        ['queryMs', 'waitMs', 'downloadMs', 'verifyMs'].map((k) => [
+          k,
+          mean(result.perChunk.map((c) => c[k]!)),
+        ]),
+      );
       r.cpuPerChunk = { script: result.cpuMs / chunks.length };
       return r;
     };
@@ -83,26 +135,67 @@ export async function orchestration(ctx: BenchContext): Promise<{ figures: Figur
     runs.push(await runBaseline(1));
 
     ctx.log('orchestration: Temporal round trips with nothing else in them');
-    const floorChild = spawnTs('floor', 'bench/floor/run-floor.ts', { BENCH_TEMPORAL_ADDRESS: ctx.temporalAddress }, join(ctx.dir, 'floor.log'));
-    floor = JSON.parse((await floorChild.waitForLine((l) => l.startsWith('RESULT '), 300_000)).slice('RESULT '.length)) as Floor;
+    const floorChild = spawnTs(
+      'floor',
+      'bench/floor/run-floor.ts',
+      { BENCH_TEMPORAL_ADDRESS: ctx.temporalAddress },
+      join(ctx.dir, 'floor.log'),
+    );
+    floor = JSON.parse(
+      (await floorChild.waitForLine((l) => l.startsWith('RESULT '), 300_000)).slice('RESULT '.length),
+    ) as Floor;
     await floorChild.exited;
 
-    const productRuns = async (governor: string, workerEnv: NodeJS.ProcessEnv, configs: Array<{ label: string; inFlight?: number }>) => {
-      const product = await startProduct({ temporalAddress: ctx.temporalAddress, workflowBundle: ctx.workflowBundle, extraWorkerEnv: ctx.workerEnv, simulatorUrl: sim.url, dir: ctx.dir, workerEnv });
+    const productRuns = async (
+      governor: string,
+      workerEnv: NodeJS.ProcessEnv,
+      configs: Array<{ label: string; inFlight?: number }>,
+    ) => {
+      const product = await startProduct({
+        temporalAddress: ctx.temporalAddress,
+        workflowBundle: ctx.workflowBundle,
+        extraWorkerEnv: ctx.workerEnv,
+        simulatorUrl: sim.url,
+        dir: ctx.dir,
+        workerEnv,
+      });
       try {
         // A long-running worker is warm: one small export first, untimed.
         await timedExport(product, { from: FROM, to: '2023-01-07 00:00:00', label: 'warmup' });
         for (const c of configs) {
           ctx.log(`orchestration: product ${c.label}, ${chunks.length} chunks`);
-          const cpu = () => ({ worker: cpuMs(product.worker.pid), api: cpuMs(product.api.pid), temporal: cpuMs(ctx.temporalPid) });
+          const cpu = () => ({
+            worker: cpuMs(product.worker.pid),
+            api: cpuMs(product.api.pid),
+            temporal: cpuMs(ctx.temporalPid),
+          });
           const before = cpu();
-          const t = await timedExport(product, { from: FROM, to, label: 'orch', options: c.inFlight ? { maxChunksInFlight: c.inFlight } : undefined });
+          const t = await timedExport(product, {
+            from: FROM,
+            to,
+            label: 'orch',
+            options: c.inFlight ? { maxChunksInFlight: c.inFlight } : undefined,
+          });
           const after = cpu();
           if (t.result.state !== 'completed' || t.result.counts.verified !== chunks.length) {
-            throw new Error(`export ${t.exportId} ended ${t.result.state} with ${JSON.stringify(t.result.counts)}`);
+            throw new Error(
+              `export ${t.exportId} ended ${t.result.state} with ${JSON.stringify(t.result.counts)}`,
+            );
           }
-          const r = run(c.label, c.inFlight ?? 4, governor, t.wallMs, chunks.length, simSince(sim, t.startedAt));
-          r.cpuPerChunk = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, (v - before[k as keyof typeof before]) / chunks.length]));
+          const r = run(
+            c.label,
+            c.inFlight ?? 4,
+            governor,
+            t.wallMs,
+            chunks.length,
+            simSince(sim, t.startedAt),
+          );
+          r.cpuPerChunk = Object.fromEntries(
+            Object.entries(after).map(([k, v]) => [
+              k,
+              (v - before[k as keyof typeof before]) / chunks.length,
+            ]),
+          );
           if (c.inFlight === 1) {
             // Sequential, so the histories' server timestamps add up to the wall time.
             const tl = await exportTimeline(product.client, t.exportId, chunks.length);
@@ -134,8 +227,18 @@ export async function orchestration(ctx: BenchContext): Promise<{ figures: Figur
   const baseOverhead = mean(baselines.map((r) => r.overheadMsPerChunk));
   const figures: Figure[] = [];
   const b = 'orchestration';
-  figures.push({ bench: b, metric: `baseline wall (${chunks.length} chunks, sequential)`, value: fmt.ms(base), raw: base });
-  figures.push({ bench: b, metric: 'baseline overhead/chunk (non-simulator)', value: fmt.ms(baseOverhead), raw: baseOverhead });
+  figures.push({
+    bench: b,
+    metric: `baseline wall (${chunks.length} chunks, sequential)`,
+    value: fmt.ms(base),
+    raw: base,
+  });
+  figures.push({
+    bench: b,
+    metric: 'baseline overhead/chunk (non-simulator)',
+    value: fmt.ms(baseOverhead),
+    raw: baseOverhead,
+  });
   if (floor) {
     figures.push({
       bench: b,
@@ -143,9 +246,18 @@ export async function orchestration(ctx: BenchContext): Promise<{ figures: Figur
       value: `activity ${fmt.ms(floor.activitySameQueueMs)} (same queue), ${fmt.ms(floor.activityOtherQueueMs)} (other queue); child workflow ${fmt.ms(floor.childWorkflowMs)}`,
     });
   }
-  figures.push({ bench: b, metric: 'baseline CPU/chunk', value: `script ${mean(baselines.map((r) => r.cpuPerChunk!.script!)).toFixed(1)} ms` });
+  figures.push({
+    bench: b,
+    metric: 'baseline CPU/chunk',
+    value: `script ${mean(baselines.map((r) => r.cpuPerChunk!.script!)).toFixed(1)} ms`,
+  });
   for (const r of runs.filter((x) => !x.label.startsWith('baseline'))) {
-    figures.push({ bench: b, metric: `${r.label}, governor ${r.governor}: wall`, value: `${fmt.ms(r.wallMs)} (${fmt.ratio(r.wallMs / base)} baseline)`, raw: r.wallMs });
+    figures.push({
+      bench: b,
+      metric: `${r.label}, governor ${r.governor}: wall`,
+      value: `${fmt.ms(r.wallMs)} (${fmt.ratio(r.wallMs / base)} baseline)`,
+      raw: r.wallMs,
+    });
     figures.push({
       bench: b,
       metric: `${r.label}: overhead/chunk`,

@@ -3,7 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { liveProcesses, ROOT } from './lib/proc';
-import { load1, machine, markdownTable, table, type BenchContext, type BenchResult, type Figure } from './lib/report';
+import {
+  load1,
+  machine,
+  markdownTable,
+  table,
+  type BenchContext,
+  type BenchResult,
+  type Figure,
+} from './lib/report';
 import { buildWorkflowBundle, startTemporal } from './lib/stack';
 import { orchestration } from './orchestration';
 import { utilisation } from './utilisation';
@@ -41,8 +49,14 @@ const { values } = parseArgs({
   },
 });
 // Extra worker environment for experiments, e.g. --worker-env MALLOC_ARENA_MAX=2.
-const workerEnv = Object.fromEntries(values['worker-env'].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-const selected = values.only ? values.only.split(',').map((s) => s.trim()) : values.scale ? [...DEFAULT, 'scale'] : DEFAULT;
+const workerEnv = Object.fromEntries(
+  values['worker-env'].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+);
+const selected = values.only
+  ? values.only.split(',').map((s) => s.trim())
+  : values.scale
+    ? [...DEFAULT, 'scale']
+    : DEFAULT;
 const unknown = selected.filter((s) => !BENCHES[s]);
 if (unknown.length > 0) {
   console.error(`unknown bench ${unknown.join(', ')}; choose from ${Object.keys(BENCHES).join(', ')}`);
@@ -72,8 +86,23 @@ try {
     const before = load1();
     const t0 = Date.now();
     try {
-      const { figures, details } = await BENCHES[name]!({ temporalAddress: temporal.address, temporalPid: temporal.process.pid!, workflowBundle, workerEnv, dir, quick: values.quick, profile: values.profile, log });
-      results.push({ bench: name, figures, details, load: { before, after: load1() }, durationMs: Date.now() - t0 });
+      const { figures, details } = await BENCHES[name]!({
+        temporalAddress: temporal.address,
+        temporalPid: temporal.process.pid!,
+        workflowBundle,
+        workerEnv,
+        dir,
+        quick: values.quick,
+        profile: values.profile,
+        log,
+      });
+      results.push({
+        bench: name,
+        figures,
+        details,
+        load: { before, after: load1() },
+        durationMs: Date.now() - t0,
+      });
     } catch (err) {
       failed = true;
       log(`${name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
@@ -96,12 +125,18 @@ const report = {
   command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
   quick: values.quick,
   machine: machine(),
-  load: { before: loadBefore, after: load1(), perBench: Object.fromEntries(results.map((r) => [r.bench, r.load])) },
+  load: {
+    before: loadBefore,
+    after: load1(),
+    perBench: Object.fromEntries(results.map((r) => [r.bench, r.load])),
+  },
   figures,
   results,
 };
 console.log(`\n${table(figures)}\n`);
-console.log(`machine: ${JSON.stringify(report.machine)}; load average (1 min) ${loadBefore.toFixed(2)} → ${load1().toFixed(2)}`);
+console.log(
+  `machine: ${JSON.stringify(report.machine)}; load average (1 min) ${loadBefore.toFixed(2)} → ${load1().toFixed(2)}`,
+);
 
 const resultsDir = join(ROOT, 'bench', 'results');
 mkdirSync(resultsDir, { recursive: true });

@@ -42,7 +42,11 @@ interface UtilRun {
 }
 
 /** Pairs each accepted query after the first K with the earliest slot freed (by a generation) before it. */
-function slotGaps(sim: BenchSimulator, since: number, k: number): { gaps: number[]; firstQuery: number; lastGeneration: number; accepted: number; flowControl: number } {
+function slotGaps(
+  sim: BenchSimulator,
+  since: number,
+  k: number,
+): { gaps: number[]; firstQuery: number; lastGeneration: number; accepted: number; flowControl: number } {
   const state = sim.simulator.inspect();
   const queries = state.queries.filter((q) => Date.parse(q.at) >= since);
   const accepted = queries.filter((q) => q.outcome === '0').map((q) => Date.parse(q.at));
@@ -66,33 +70,64 @@ function slotGaps(sim: BenchSimulator, since: number, k: number): { gaps: number
   };
 }
 
-export async function utilisation(ctx: BenchContext): Promise<{ figures: Figure[]; details: Record<string, unknown> }> {
+export async function utilisation(
+  ctx: BenchContext,
+): Promise<{ figures: Figure[]; details: Record<string, unknown> }> {
   const N = ctx.quick ? 12 : 40;
   const K = 4;
   const D = ctx.quick ? 1000 : 2000;
   const boundMs = Math.ceil(N / K) * D;
   const to = formatWallTime(parseWallTime(FROM) + N * 3 * 86400);
   const variants: Variant[] = [
-    { label: `defaults, ${K} in flight`, governor: '5/s (default)', workerEnv: {}, options: { maxChunksInFlight: K } },
-    { label: `governor lifted, ${K} in flight`, governor: '1000/s', workerEnv: { CCFS_MAX_CALLS_PER_SECOND: '1000' }, options: { maxChunksInFlight: K } },
+    {
+      label: `defaults, ${K} in flight`,
+      governor: '5/s (default)',
+      workerEnv: {},
+      options: { maxChunksInFlight: K },
+    },
+    {
+      label: `governor lifted, ${K} in flight`,
+      governor: '1000/s',
+      workerEnv: { CCFS_MAX_CALLS_PER_SECOND: '1000' },
+      options: { maxChunksInFlight: K },
+    },
     {
       // Keeps the next chunk's query waiting at CC-FS's door: flow control answers, retried quickly.
       label: `governor lifted, ${2 * K} in flight, 0.1 s retry`,
       governor: '1000/s',
       workerEnv: { CCFS_MAX_CALLS_PER_SECOND: '1000' },
-      options: { maxChunksInFlight: 2 * K, retryInitialIntervalSeconds: 0.1, retryMaximumIntervalSeconds: 0.1, retryMaximumAttempts: 100 },
+      options: {
+        maxChunksInFlight: 2 * K,
+        retryInitialIntervalSeconds: 0.1,
+        retryMaximumIntervalSeconds: 0.1,
+        retryMaximumAttempts: 100,
+      },
     },
   ];
   const runs: UtilRun[] = [];
   for (const v of variants) {
-    const sim = await startBenchSimulator({ callbackDelayMs: D, maxOutstandingQueries: K, callsPerHour: 1, callbackRetryIntervalMs: 2000 });
-    const product = await startProduct({ temporalAddress: ctx.temporalAddress, workflowBundle: ctx.workflowBundle, extraWorkerEnv: ctx.workerEnv, simulatorUrl: sim.url, dir: ctx.dir, workerEnv: v.workerEnv });
+    const sim = await startBenchSimulator({
+      callbackDelayMs: D,
+      maxOutstandingQueries: K,
+      callsPerHour: 1,
+      callbackRetryIntervalMs: 2000,
+    });
+    const product = await startProduct({
+      temporalAddress: ctx.temporalAddress,
+      workflowBundle: ctx.workflowBundle,
+      extraWorkerEnv: ctx.workerEnv,
+      simulatorUrl: sim.url,
+      dir: ctx.dir,
+      workerEnv: v.workerEnv,
+    });
     try {
       await timedExport(product, { from: FROM, to: '2023-01-04 00:00:00', label: 'warmup' });
       ctx.log(`utilisation: ${v.label}, N=${N} K=${K} D=${D} ms, bound ${boundMs} ms`);
       const t = await timedExport(product, { from: FROM, to, label: 'util', options: v.options });
       if (t.result.state !== 'completed' || t.result.counts.verified !== N) {
-        throw new Error(`export ${t.exportId} ended ${t.result.state} with ${JSON.stringify(t.result.counts)}`);
+        throw new Error(
+          `export ${t.exportId} ended ${t.result.state} with ${JSON.stringify(t.result.counts)}`,
+        );
       }
       const s = slotGaps(sim, t.startedAt, K);
       const tl = await exportTimeline(product.client, t.exportId, N);
@@ -105,12 +140,26 @@ export async function utilisation(ctx: BenchContext): Promise<{ figures: Figure[
         overBound: t.wallMs / boundMs - 1,
         flowControl: s.flowControl,
         accepted: s.accepted,
-        slotGapMs: { mean: mean(s.gaps), p50: percentile(s.gaps, 50), p90: percentile(s.gaps, 90), max: Math.max(...s.gaps) },
+        slotGapMs: {
+          mean: mean(s.gaps),
+          p50: percentile(s.gaps, 50),
+          p90: percentile(s.gaps, 90),
+          max: Math.max(...s.gaps),
+        },
         firstQueryMs: s.firstQuery - t.startedAt,
         tailMs: t.startedAt + t.wallMs - s.lastGeneration,
         phases: { chunk: tl.chunk, parent: tl.parent },
         // Only when a chunk's completion is what frees the next one (in flight = K).
-        slotPath: v.options.maxChunksInFlight === K ? slotPath(sim, t.startedAt, planChunks({ begin: FROM, end: to, timeZone: 'UTC' }), tl.chunkEvents, K) : undefined,
+        slotPath:
+          v.options.maxChunksInFlight === K
+            ? slotPath(
+                sim,
+                t.startedAt,
+                planChunks({ begin: FROM, end: to, timeZone: 'UTC' }),
+                tl.chunkEvents,
+                K,
+              )
+            : undefined,
       });
     } finally {
       await product.stop();
@@ -120,7 +169,9 @@ export async function utilisation(ctx: BenchContext): Promise<{ figures: Figure[
   }
 
   const b = 'utilisation';
-  const figures: Figure[] = [{ bench: b, metric: `lower bound ceil(${N}/${K})·${D} ms`, value: fmt.ms(boundMs), raw: boundMs }];
+  const figures: Figure[] = [
+    { bench: b, metric: `lower bound ceil(${N}/${K})·${D} ms`, value: fmt.ms(boundMs), raw: boundMs },
+  ];
   for (const r of runs) {
     figures.push({
       bench: b,
@@ -147,5 +198,15 @@ export async function utilisation(ctx: BenchContext): Promise<{ figures: Figure[
       });
     }
   }
-  return { figures, details: { N, K, D, boundMs, slotPathSegments: Object.keys(runs.find((r) => r.slotPath)?.slotPath ?? {}), runs } };
+  return {
+    figures,
+    details: {
+      N,
+      K,
+      D,
+      boundMs,
+      slotPathSegments: Object.keys(runs.find((r) => r.slotPath)?.slotPath ?? {}),
+      runs,
+    },
+  };
 }

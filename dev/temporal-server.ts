@@ -34,7 +34,9 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
     server.once('error', reject);
     server.listen(0, host, () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -48,11 +50,21 @@ export async function portIsFree(port: number, host = '0.0.0.0'): Promise<boolea
 }
 
 export function devServerArgs(options: DevServerOptions): string[] {
-  const args = ['server', 'start-dev', '--port', String(options.port), '--ip', options.ip ?? '127.0.0.1', '--log-level', 'error'];
+  const args = [
+    'server',
+    'start-dev',
+    '--port',
+    String(options.port),
+    '--ip',
+    options.ip ?? '127.0.0.1',
+    '--log-level',
+    'error',
+  ];
   if (options.uiPort === undefined) args.push('--headless');
   else args.push('--ui-port', String(options.uiPort));
   if (options.dbFile) args.push('--db-filename', options.dbFile);
-  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES))
+    args.push('--search-attribute', `${name}=${type}`);
   return args;
 }
 
@@ -78,7 +90,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
   // Our own readiness loop: the SDK's test environment gives a server only 5 s, too little on 2 cores.
   for (;;) {
-    if (exited) throw new Error(`temporal server ${exited} before it was ready (see ${options.logFile ?? 'its output'})`);
+    if (exited)
+      throw new Error(
+        `temporal server ${exited} before it was ready (see ${options.logFile ?? 'its output'})`,
+      );
     try {
       const connection = await Connection.connect({ address, connectTimeout: 1000 });
       try {
@@ -91,7 +106,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     } catch {
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
-        throw new Error(`temporal server at ${address} was not ready within ${options.readyTimeoutMs ?? 60_000} ms`);
+        throw new Error(
+          `temporal server at ${address} was not ready within ${options.readyTimeoutMs ?? 60_000} ms`,
+        );
       }
       await new Promise((r) => setTimeout(r, 250));
     }

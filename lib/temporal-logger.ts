@@ -6,7 +6,9 @@ export class PinoTemporalLogger implements TemporalLogger {
   constructor(private readonly pino: Logger) {}
 
   log(level: LogLevel, message: string, meta?: LogMetadata): void {
-    const method = ({ TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const)[level] ?? 'info';
+    const method =
+      ({ TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const)[level] ??
+      'info';
     // Workflow and activity logs carry workflowId in their metadata; exportId and chunk come from it.
     this.pino[method]({ ...workflowLogFields(meta?.workflowId), ...(meta ?? {}), sdk: true }, message);
   }

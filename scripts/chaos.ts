@@ -32,14 +32,18 @@ for (let i = 0; i < runs; i++) {
     reports.push(report);
     console.log(describeChaos(report));
   } catch (err) {
-    console.log(`run ${i + 1} could not complete: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    console.log(
+      `run ${i + 1} could not complete: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+    );
     process.exitCode = 1;
     break;
   }
 }
 
 console.log('\n== summary');
-console.log('run  seed  days  chunks  duration  rows (CDR+rec)  queries  downloads  cut/abandoned  re-requests  result');
+console.log(
+  'run  seed  days  chunks  duration  rows (CDR+rec)  queries  downloads  cut/abandoned  re-requests  result',
+);
 reports.forEach((r, i) => {
   const s = r.simulator;
   console.log(

@@ -32,22 +32,31 @@ function packageOf(url: string): string {
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (nm) return nm[1]!;
   if (url.startsWith('node:')) return url.split('/')[0]!;
-  const own = /\/work\/[^/]+\/([^/]+)\//.exec(url) ?? /file:\/\/.*?\/((?:activities|ccfs|api|lib|worker|workflows|domain|simulator|bench))\//.exec(url);
+  const own =
+    /\/work\/[^/]+\/([^/]+)\//.exec(url) ??
+    /file:\/\/.*?\/((?:activities|ccfs|api|lib|worker|workflows|domain|simulator|bench))\//.exec(url);
   return own ? `project:${own[1]}` : url.replace(/^file:\/\//, '');
 }
 
 /** Self time of the functions matching `pattern`, by the chain of their callers (innermost first). */
-export function callers(profile: Profile, pattern: RegExp, depth = 8, top = 10): Array<{ stack: string; ms: number }> {
+export function callers(
+  profile: Profile,
+  pattern: RegExp,
+  depth = 8,
+  top = 10,
+): Array<{ stack: string; ms: number }> {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const acc = new Map<string, number>();
   profile.samples.forEach((id, i) => {
     const node = byId.get(id)!;
-    const label = (n: ProfileNode) => `${n.callFrame.functionName || '(anonymous)'}@${n.callFrame.url.split('/').slice(-2).join('/')}:${n.callFrame.lineNumber + 1}`;
+    const label = (n: ProfileNode) =>
+      `${n.callFrame.functionName || '(anonymous)'}@${n.callFrame.url.split('/').slice(-2).join('/')}:${n.callFrame.lineNumber + 1}`;
     if (!pattern.test(label(node))) return;
     const frames: string[] = [];
-    for (let cur: number | undefined = id; cur !== undefined && frames.length < depth; cur = parent.get(cur)) frames.push(label(byId.get(cur)!));
+    for (let cur: number | undefined = id; cur !== undefined && frames.length < depth; cur = parent.get(cur))
+      frames.push(label(byId.get(cur)!));
     const key = frames.join(' < ');
     acc.set(key, (acc.get(key) ?? 0) + (profile.timeDeltas[i] ?? 0));
   });
@@ -68,7 +77,8 @@ export function summarize(profile: Profile, top = 25): ProfileSummary {
     const node = byId.get(id)!;
     const { functionName, url, lineNumber } = node.callFrame;
     if (functionName === '(idle)') idle += us;
-    const name = `${functionName || '(anonymous)'} ${url ? `${url.replace(/^file:\/\/.*?node_modules\//, '').replace(/^file:\/\//, '')}:${lineNumber + 1}` : ''}`.trim();
+    const name =
+      `${functionName || '(anonymous)'} ${url ? `${url.replace(/^file:\/\/.*?node_modules\//, '').replace(/^file:\/\//, '')}:${lineNumber + 1}` : ''}`.trim();
     fn.set(name, (fn.get(name) ?? 0) + us);
     const p = functionName.startsWith('(') ? functionName : packageOf(url);
     pkg.set(p, (pkg.get(p) ?? 0) + us);
@@ -78,7 +88,12 @@ export function summarize(profile: Profile, top = 25): ProfileSummary {
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([name, us]) => ({ name, ms: us / 1000 }));
-  return { totalMs: (profile.endTime - profile.startTime) / 1000, idleMs: idle / 1000, byFunction: sorted(fn), byPackage: sorted(pkg) };
+  return {
+    totalMs: (profile.endTime - profile.startTime) / 1000,
+    idleMs: idle / 1000,
+    byFunction: sorted(fn),
+    byPackage: sorted(pkg),
+  };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
@@ -89,7 +104,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   }
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   if (pattern) {
-    for (const c of callers(profile, new RegExp(pattern))) console.log(`${c.ms.toFixed(0).padStart(8)} ms  ${c.stack}`);
+    for (const c of callers(profile, new RegExp(pattern)))
+      console.log(`${c.ms.toFixed(0).padStart(8)} ms  ${c.stack}`);
     process.exit(0);
   }
   const s = summarize(profile, Number(topArg ?? 25));

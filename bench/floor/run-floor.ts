@@ -23,13 +23,22 @@ const main = await Worker.create({
   workflowsPath: fileURLToPath(new URL('./workflows.ts', import.meta.url)),
   activities,
 });
-const other = await Worker.create({ connection, taskQueue: `${taskQueue}-other`, activities, maxTaskQueueActivitiesPerSecond: 1000 });
+const other = await Worker.create({
+  connection,
+  taskQueue: `${taskQueue}-other`,
+  activities,
+  maxTaskQueueActivitiesPerSecond: 1000,
+});
 const running = Promise.all([main.run(), other.run()]);
 const client = new Client({ connection: await Connection.connect({ address }) });
 
 async function timed(type: string, args: unknown[]): Promise<number> {
   const t0 = performance.now();
-  await client.workflow.execute(type, { taskQueue, workflowId: `${taskQueue}-${type}-${randomUUID().slice(0, 6)}`, args });
+  await client.workflow.execute(type, {
+    taskQueue,
+    workflowId: `${taskQueue}-${type}-${randomUUID().slice(0, 6)}`,
+    args,
+  });
   return performance.now() - t0;
 }
 
@@ -44,5 +53,7 @@ main.shutdown();
 other.shutdown();
 await running;
 await connection.close();
-process.stdout.write(`RESULT ${JSON.stringify({ steps, activitySameQueueMs: sameQueue, activityOtherQueueMs: otherQueue, childWorkflowMs: child })}\n`);
+process.stdout.write(
+  `RESULT ${JSON.stringify({ steps, activitySameQueueMs: sameQueue, activityOtherQueueMs: otherQueue, childWorkflowMs: child })}\n`,
+);
 process.exit(0);

@@ -8,7 +8,10 @@ interface Noop {
 
 /** `steps` no-op activities one after the other, on the workflow's own task queue or on another. */
 export async function activitiesWorkflow(input: { steps: number; taskQueue?: string }): Promise<void> {
-  const { noop } = proxyActivities<Noop>({ startToCloseTimeout: '10 seconds', ...(input.taskQueue && { taskQueue: input.taskQueue }) });
+  const { noop } = proxyActivities<Noop>({
+    startToCloseTimeout: '10 seconds',
+    ...(input.taskQueue && { taskQueue: input.taskQueue }),
+  });
   for (let i = 0; i < input.steps; i++) await noop();
 }
 
@@ -18,5 +21,6 @@ export async function emptyWorkflow(): Promise<void> {
 
 /** `count` empty children one after the other. */
 export async function childrenWorkflow(input: { count: number }): Promise<void> {
-  for (let i = 0; i < input.count; i++) await executeChild(emptyWorkflow, { workflowId: `${workflowInfo().workflowId}/child-${i}` });
+  for (let i = 0; i < input.count; i++)
+    await executeChild(emptyWorkflow, { workflowId: `${workflowInfo().workflowId}/child-${i}` });
 }

@@ -22,7 +22,14 @@ export async function timedExport(
 ): Promise<TimedExport> {
   const exportId = `bench-${input.label}-${Date.now().toString(36)}-${(n++).toString(36)}`;
   const request = buildExportRequest(
-    { exportId, from: input.from, to: input.to, dataType: input.dataType ?? 'call', timeZone: 'UTC', options: input.options },
+    {
+      exportId,
+      from: input.from,
+      to: input.to,
+      dataType: input.dataType ?? 'call',
+      timeZone: 'UTC',
+      options: input.options,
+    },
     { timeZone: 'UTC', origin: 'bench' },
   );
   const startedAt = Date.now();
@@ -52,10 +59,15 @@ export async function runHistories(client: Client, workflowId: string): Promise<
     const history = await handle.fetchHistory();
     const events = history.events ?? [];
     const last = events.at(-1);
-    runs.unshift({ runId, events: events.length, continuedAsNew: Boolean(last?.workflowExecutionContinuedAsNewEventAttributes) });
+    runs.unshift({
+      runId,
+      events: events.length,
+      continuedAsNew: Boolean(last?.workflowExecutionContinuedAsNewEventAttributes),
+    });
     runId = events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId ?? undefined;
   }
   return runs;
 }
 
-export const exportHistories = (client: Client, exportId: string) => runHistories(client, exportWorkflowId(exportId));
+export const exportHistories = (client: Client, exportId: string) =>
+  runHistories(client, exportWorkflowId(exportId));

@@ -10,7 +10,8 @@ export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export function readRss(pid: number): { rss: number; hwm: number } | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+    const kb = (name: string) =>
+      Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
     return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
   } catch {
     return undefined;
@@ -87,7 +88,13 @@ export interface TsProcess {
 }
 
 /** Runs a TypeScript file with `node --import tsx`, as `npm start` runs the worker and the API. */
-export function spawnTs(name: string, script: string, env: NodeJS.ProcessEnv, logFile: string, nodeArgs: string[] = []): TsProcess {
+export function spawnTs(
+  name: string,
+  script: string,
+  env: NodeJS.ProcessEnv,
+  logFile: string,
+  nodeArgs: string[] = [],
+): TsProcess {
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
     cwd: ROOT,
     env: { ...process.env, ...env },
@@ -127,7 +134,10 @@ export function spawnTs(name: string, script: string, env: NodeJS.ProcessEnv, lo
       return new Promise<string>((resolveLine, reject) => {
         const found = stdout.find(match);
         if (found) return resolveLine(found);
-        const timer = setTimeout(() => done(new Error(`${name}: no matching output within ${timeoutMs} ms (see ${logFile})`)), timeoutMs);
+        const timer = setTimeout(
+          () => done(new Error(`${name}: no matching output within ${timeoutMs} ms (see ${logFile})`)),
+          timeoutMs,
+        );
         const watcher = (line: string) => {
           if (match(line)) done(undefined, line);
         };
@@ -138,7 +148,9 @@ export function spawnTs(name: string, script: string, env: NodeJS.ProcessEnv, lo
           else resolveLine(line!);
         };
         watchers.add(watcher);
-        void exited.then((code) => done(new Error(`${name} exited with ${code} before it was ready (see ${logFile})`)));
+        void exited.then((code) =>
+          done(new Error(`${name} exited with ${code} before it was ready (see ${logFile})`)),
+        );
       });
     },
     async stop() {

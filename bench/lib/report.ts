@@ -48,7 +48,12 @@ export function percentile(xs: number[], p: number): number {
 }
 
 export const fmt = {
-  ms: (v: number) => (v >= 10_000 ? `${(v / 1000).toFixed(1)} s` : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(v < 10 ? 2 : 0)} ms`),
+  ms: (v: number) =>
+    v >= 10_000
+      ? `${(v / 1000).toFixed(1)} s`
+      : v >= 1000
+        ? `${(v / 1000).toFixed(2)} s`
+        : `${v.toFixed(v < 10 ? 2 : 0)} ms`,
   ratio: (v: number) => `${v.toFixed(2)}×`,
   pct: (v: number) => `${(v * 100).toFixed(1)} %`,
   mb: (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`,
@@ -74,10 +79,20 @@ export const load1 = () => loadavg()[0]!;
 export function table(figures: Figure[]): string {
   const rows = [
     ['bench', 'metric', 'value', 'target', 'met'],
-    ...figures.map((f) => [f.bench, f.metric, f.value, f.target ?? '', f.met === undefined ? '' : f.met ? 'yes' : 'NO']),
+    ...figures.map((f) => [
+      f.bench,
+      f.metric,
+      f.value,
+      f.target ?? '',
+      f.met === undefined ? '' : f.met ? 'yes' : 'NO',
+    ]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
 }
 
@@ -87,6 +102,9 @@ export function markdownTable(figures: Figure[]): string {
   return [
     '| bench | metric | value | target | met |',
     '|---|---|---|---|---|',
-    ...figures.map((f) => `| ${esc(f.bench)} | ${esc(f.metric)} | ${esc(f.value)} | ${esc(f.target ?? '')} | ${f.met === undefined ? '' : f.met ? 'yes' : '**no**'} |`),
+    ...figures.map(
+      (f) =>
+        `| ${esc(f.bench)} | ${esc(f.metric)} | ${esc(f.value)} | ${esc(f.target ?? '')} | ${f.met === undefined ? '' : f.met ? 'yes' : '**no**'} |`,
+    ),
   ].join('\n');
 }

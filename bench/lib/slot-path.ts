@@ -18,10 +18,18 @@ export interface SlotPath {
  * simulator's own clock (same host). With K in flight, the k-th chunk to complete admits the
  * (K+k)-th chunk to start; flow-control retries show up in the last segment.
  */
-export function slotPath(sim: BenchSimulator, since: number, chunks: Array<{ begin: string }>, events: TimedEvent[][], k: number): SlotPath {
+export function slotPath(
+  sim: BenchSimulator,
+  since: number,
+  chunks: Array<{ begin: string }>,
+  events: TimedEvent[][],
+  k: number,
+): SlotPath {
   const state = sim.simulator.inspect();
   const accepted = state.queries.filter((q) => Date.parse(q.at) >= since && q.outcome === '0');
-  const generatedAt = new Map(state.files.filter((f) => f.generatedAt).map((f) => [f.responseId, Date.parse(f.generatedAt!)]));
+  const generatedAt = new Map(
+    state.files.filter((f) => f.generatedAt).map((f) => [f.responseId, Date.parse(f.generatedAt!)]),
+  );
   const at = (e: TimedEvent[], label: string) => e.find((x) => x.label === label)?.at ?? NaN;
   const rows = chunks.map((c, i) => {
     const q = accepted.find((x) => (x.msgBody as { beginTime?: string } | undefined)?.beginTime === c.begin);
@@ -46,9 +54,14 @@ export function slotPath(sim: BenchSimulator, since: number, chunks: Array<{ beg
     'signal → downloadChunk started': m(rows.map((r) => r.downloadStarted - r.signaled)),
     'downloadChunk running': m(rows.map((r) => r.downloadDone - r.downloadStarted)),
     'download done → chunk workflow completed': m(rows.map((r) => r.completed - r.downloadDone)),
-    'chunk completed → next chunk workflow started': m(admitted.map((a) => a.next.started - a.freedBy.completed)),
-    'next chunk workflow started → requestChunk started': m(admitted.map((a) => a.next.requestStarted - a.next.started)),
-    'requestChunk started → query accepted by CC-FS': m(admitted.map((a) => a.next.accepted - a.next.requestStarted)),
+    'chunk completed → next chunk workflow started': m(
+      admitted.map((a) => a.next.started - a.freedBy.completed),
+    ),
+    'next chunk workflow started → requestChunk started': m(
+      admitted.map((a) => a.next.requestStarted - a.next.started),
+    ),
+    'requestChunk started → query accepted by CC-FS': m(
+      admitted.map((a) => a.next.accepted - a.next.requestStarted),
+    ),
   };
 }
-

@@ -2,7 +2,9 @@ import type { Client } from '@temporalio/client';
 import { chunkWorkflowId, exportWorkflowId } from '../../workflows/definitions';
 import { runHistories } from './exports';
 
-type HistoryEvent = NonNullable<Awaited<ReturnType<ReturnType<Client['workflow']['getHandle']>['fetchHistory']>>['events']>[number];
+type HistoryEvent = NonNullable<
+  Awaited<ReturnType<ReturnType<Client['workflow']['getHandle']>['fetchHistory']>>['events']
+>[number];
 
 export interface TimedEvent {
   /** `activityTaskScheduled(requestChunk)`, `workflowExecutionSignaled`, … */
@@ -19,7 +21,9 @@ function eventMs(e: HistoryEvent): number {
 export function timedEvents(events: HistoryEvent[]): TimedEvent[] {
   const activityOf = new Map<string, string>();
   return events.map((e) => {
-    const key = Object.keys(e).find((k) => k.endsWith('EventAttributes') && (e as Record<string, unknown>)[k]);
+    const key = Object.keys(e).find(
+      (k) => k.endsWith('EventAttributes') && (e as Record<string, unknown>)[k],
+    );
     const kind = key ? key.replace(/EventAttributes$/, '') : 'unknown';
     let label = kind;
     const scheduled = e.activityTaskScheduledEventAttributes;
@@ -72,7 +76,11 @@ export interface ExportTimeline {
 }
 
 /** Where an export's time went, from the server-side timestamps of its workflow histories. */
-export async function exportTimeline(client: Client, exportId: string, chunks: number): Promise<ExportTimeline> {
+export async function exportTimeline(
+  client: Client,
+  exportId: string,
+  chunks: number,
+): Promise<ExportTimeline> {
   const chunkEvents: TimedEvent[][] = [];
   for (let i = 0; i < chunks; i++) {
     const history = await client.workflow.getHandle(chunkWorkflowId(exportId, i)).fetchHistory();

@@ -3,7 +3,14 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+  type HeadObjectCommandOutput,
+} from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { indexEntryPath, type RecordSource } from '../export-records';
 import type { Logger } from '../logger';
@@ -79,7 +86,8 @@ class PartHasher extends Transform {
    * single PUT (plain SHA-256), a larger one as parts (SHA-256 over the concatenated part digests).
    */
   expected(): { kind: 'checksum-sha256' | 'checksum-sha256-composite'; value: string; parts: number } {
-    if (this.bytes <= this.partSize) return { kind: 'checksum-sha256', value: this.whole.copy().digest('base64'), parts: 1 };
+    if (this.bytes <= this.partSize)
+      return { kind: 'checksum-sha256', value: this.whole.copy().digest('base64'), parts: 1 };
     const value = createHash('sha256').update(Buffer.concat(this.partDigests)).digest('base64');
     return { kind: 'checksum-sha256-composite', value, parts: this.partDigests.length };
   }
@@ -90,7 +98,8 @@ export class S3Publisher implements OutputPublisher {
   readonly #options: S3PublisherOptions;
 
   constructor(options: S3PublisherOptions) {
-    if (options.partSize < MIN_PART_SIZE) throw new Error(`S3 part size must be at least ${MIN_PART_SIZE} bytes`);
+    if (options.partSize < MIN_PART_SIZE)
+      throw new Error(`S3 part size must be at least ${MIN_PART_SIZE} bytes`);
     this.#client = options.client;
     this.#options = { ...options, prefix: options.prefix.replace(/^\/+|\/+$/g, '') };
   }
@@ -112,26 +121,54 @@ export class S3Publisher implements OutputPublisher {
     // A retried activity may find its ZIP already there from an earlier attempt: kept only when the
     // store's checksum matches the local file's (metadata alone could describe a different body).
     const existing = await this.#head(key);
-    if (existing?.Metadata?.sha256 === input.sha256 && existing.ContentLength === input.bytes && existing.ChecksumSHA256) {
+    if (
+      existing?.Metadata?.sha256 === input.sha256 &&
+      existing.ContentLength === input.bytes &&
+      existing.ChecksumSHA256
+    ) {
       const hasher = new PartHasher(this.#options.partSize);
       for await (const chunk of createReadStream(input.path).pipe(hasher)) void chunk;
-      if (hasher.whole.copy().digest('hex') === input.sha256 && checksumMatches(existing.ChecksumSHA256, hasher.expected())) {
+      if (
+        hasher.whole.copy().digest('hex') === input.sha256 &&
+        checksumMatches(existing.ChecksumSHA256, hasher.expected())
+      ) {
         return { location: this.location(key), bytes: input.bytes, verifiedBy: 'already-present' };
       }
     }
-    return this.#put(key, input.path, { contentType: 'application/zip', sha256: input.sha256, bytes: input.bytes }, opts);
+    return this.#put(
+      key,
+      input.path,
+      { contentType: 'application/zip', sha256: input.sha256, bytes: input.bytes },
+      opts,
+    );
   }
 
-  async publishManifest(input: { exportId: string; path: string }, opts: PublishOptions = {}): Promise<PublishedObject> {
-    const published = await this.#put(this.key(input.exportId, 'manifest.json'), input.path, { contentType: 'application/json' }, opts);
+  async publishManifest(
+    input: { exportId: string; path: string },
+    opts: PublishOptions = {},
+  ): Promise<PublishedObject> {
+    const published = await this.#put(
+      this.key(input.exportId, 'manifest.json'),
+      input.path,
+      { contentType: 'application/json' },
+      opts,
+    );
     // A finished export's index entry (lib/export-records.ts) follows its manifest, so coverage and
     // status can be answered from the bucket alone once the local copy and the workflows are gone.
-    const manifest = JSON.parse(await readFile(input.path, 'utf8')) as { state?: string; request?: { tenant?: string } };
+    const manifest = JSON.parse(await readFile(input.path, 'utf8')) as {
+      state?: string;
+      request?: { tenant?: string };
+    };
     if (manifest.state !== 'running' && manifest.request?.tenant !== undefined) {
       const rel = indexEntryPath(manifest.request.tenant, input.exportId);
       const local = join(dirname(dirname(input.path)), rel);
       if (await stat(local).catch(() => undefined)) {
-        await this.#put([this.#options.prefix, rel].filter(Boolean).join('/'), local, { contentType: 'application/json' }, opts);
+        await this.#put(
+          [this.#options.prefix, rel].filter(Boolean).join('/'),
+          local,
+          { contentType: 'application/json' },
+          opts,
+        );
       }
     }
     return published;
@@ -139,7 +176,9 @@ export class S3Publisher implements OutputPublisher {
 
   async #head(key: string): Promise<HeadObjectCommandOutput | undefined> {
     try {
-      return await this.#client.send(new HeadObjectCommand({ Bucket: this.#options.bucket, Key: key, ChecksumMode: 'ENABLED' }));
+      return await this.#client.send(
+        new HeadObjectCommand({ Bucket: this.#options.bucket, Key: key, ChecksumMode: 'ENABLED' }),
+      );
     } catch (err) {
       const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
       if (status === 404 || (err as Error).name === 'NotFound') return undefined;
@@ -192,7 +231,10 @@ export class S3Publisher implements OutputPublisher {
 
     try {
       const verifiedBy = await this.#verify(key, path, size, sha256, hasher, opts.signal);
-      this.#options.logger?.debug({ location: this.location(key), bytes: size, verifiedBy }, 'published to S3');
+      this.#options.logger?.debug(
+        { location: this.location(key), bytes: size, verifiedBy },
+        'published to S3',
+      );
       return { location: this.location(key), bytes: size, verifiedBy };
     } catch (err) {
       // Never leave an object whose metadata vouches for bytes it does not hold.
@@ -201,29 +243,46 @@ export class S3Publisher implements OutputPublisher {
     }
   }
 
-  async #verify(key: string, path: string, size: number, sha256: string, hasher: PartHasher, signal?: AbortSignal): Promise<PublishedObject['verifiedBy']> {
+  async #verify(
+    key: string,
+    path: string,
+    size: number,
+    sha256: string,
+    hasher: PartHasher,
+    signal?: AbortSignal,
+  ): Promise<PublishedObject['verifiedBy']> {
     const read = hasher.whole.copy().digest('hex');
-    if (read !== sha256) throw new S3VerificationError(`${path} changed while it was uploaded (sha256 ${read}, expected ${sha256})`);
+    if (read !== sha256)
+      throw new S3VerificationError(
+        `${path} changed while it was uploaded (sha256 ${read}, expected ${sha256})`,
+      );
     const expected = hasher.expected();
     const head = await this.#head(key);
     if (!head) throw new S3VerificationError(`${this.location(key)} is missing right after its upload`);
     if (head.ContentLength !== size) {
-      throw new S3VerificationError(`${this.location(key)} has ${head.ContentLength} bytes, the local file ${size}`);
+      throw new S3VerificationError(
+        `${this.location(key)} has ${head.ContentLength} bytes, the local file ${size}`,
+      );
     }
     if (head.ChecksumSHA256) {
       if (!checksumMatches(head.ChecksumSHA256, expected)) {
-        throw new S3VerificationError(`${this.location(key)}: stored checksum ${head.ChecksumSHA256} is not the local file's ${expected.value}`);
+        throw new S3VerificationError(
+          `${this.location(key)}: stored checksum ${head.ChecksumSHA256} is not the local file's ${expected.value}`,
+        );
       }
       return expected.kind;
     }
     // A store without additional checksums: read the object back.
     const got = await this.#readBackSha256(key, signal);
-    if (got !== sha256) throw new S3VerificationError(`${this.location(key)}: read back sha256 ${got}, expected ${sha256}`);
+    if (got !== sha256)
+      throw new S3VerificationError(`${this.location(key)}: read back sha256 ${got}, expected ${sha256}`);
     return 'read-back';
   }
 
   async #readBackSha256(key: string, signal?: AbortSignal): Promise<string> {
-    const got = await this.#client.send(new GetObjectCommand({ Bucket: this.#options.bucket, Key: key }), { abortSignal: signal });
+    const got = await this.#client.send(new GetObjectCommand({ Bucket: this.#options.bucket, Key: key }), {
+      abortSignal: signal,
+    });
     const hash = createHash('sha256');
     for await (const chunk of got.Body as AsyncIterable<Uint8Array>) hash.update(chunk);
     return hash.digest('hex');
@@ -311,10 +370,16 @@ export class S3RecordSource implements RecordSource {
     let token: string | undefined;
     do {
       const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }),
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: prefix,
+          Delimiter: '/',
+          ContinuationToken: token,
+        }),
       );
       for (const o of page.Contents ?? []) if (o.Key) names.push(o.Key.slice(prefix.length));
-      for (const p of page.CommonPrefixes ?? []) if (p.Prefix) names.push(p.Prefix.slice(prefix.length).replace(/\/$/, ''));
+      for (const p of page.CommonPrefixes ?? [])
+        if (p.Prefix) names.push(p.Prefix.slice(prefix.length).replace(/\/$/, ''));
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return names;
@@ -326,7 +391,9 @@ export class S3RecordSource implements RecordSource {
 }
 
 /** The S3 record reader for the client side (API, CLI), with the publisher's settings. */
-export function createS3RecordSource(settings: Pick<S3Settings, 'bucket' | 'prefix' | 'endpoint' | 'region' | 'forcePathStyle'>): S3RecordSource {
+export function createS3RecordSource(
+  settings: Pick<S3Settings, 'bucket' | 'prefix' | 'endpoint' | 'region' | 'forcePathStyle'>,
+): S3RecordSource {
   const client = new S3Client({
     region: settings.region ?? process.env.AWS_REGION ?? 'us-east-1',
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),

@@ -31,9 +31,16 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
   }
 }
 
-function run(script: string, env: NodeJS.ProcessEnv): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+function run(
+  script: string,
+  env: NodeJS.ProcessEnv,
+): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   let output = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -54,19 +61,44 @@ describe('HTTPS callback listener', () => {
   beforeAll(async () => {
     const made = spawnSync(
       'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      ],
       { encoding: 'utf8' },
     );
     expect(made.status, made.stderr).toBe(0);
     const cert = readFileSync(certFile, 'utf8');
     trusting = new Agent({ connect: { ca: cert } });
 
-    sim = await startSimulator({ port: 0, accounts: [{ ak: AK, sk: SK }], seed: 11, callbackDelayMs: 50, callbackRetryIntervalMs: 500, callbackCa: cert, timeZone: 'Asia/Shanghai' });
+    sim = await startSimulator({
+      port: 0,
+      accounts: [{ ak: AK, sk: SK }],
+      seed: 11,
+      callbackDelayMs: 50,
+      callbackRetryIntervalMs: 500,
+      callbackCa: cert,
+      timeZone: 'Asia/Shanghai',
+    });
     const apiPort = await freePort();
     const metricsPort = await freePort();
     apiUrl = `https://localhost:${apiPort}`;
     env = { ...process.env };
-    for (const key of Object.keys(env)) if (/^(CCFS_|TEMPORAL_|API_|CALLBACK_|OUTPUT_|TENANT|WORKER_|WORKFLOW_)/.test(key)) delete env[key];
+    for (const key of Object.keys(env))
+      if (/^(CCFS_|TEMPORAL_|API_|CALLBACK_|OUTPUT_|TENANT|WORKER_|WORKFLOW_)/.test(key)) delete env[key];
     Object.assign(env, {
       TEMPORAL_ADDRESS: inject('temporalAddress'),
       TEMPORAL_TASK_QUEUE: `tls-${randomUUID()}`,
@@ -123,7 +155,11 @@ describe('HTTPS callback listener', () => {
         from: '2024-03-01 00:00:00',
         to: '2024-03-05 00:00:00',
         dataType: 'call_record',
-        options: { callbackTimeoutSeconds: 30, retryInitialIntervalSeconds: 0.2, retryMaximumIntervalSeconds: 1 },
+        options: {
+          callbackTimeoutSeconds: 30,
+          retryInitialIntervalSeconds: 0.2,
+          retryMaximumIntervalSeconds: 1,
+        },
       }),
     });
     expect(started.statusCode, await started.body.text()).toBe(201);
@@ -131,7 +167,10 @@ describe('HTTPS callback listener', () => {
     const status = await until(
       'the export to finish',
       async () => {
-        const res = await request(`${apiUrl}/exports/${exportId}`, { dispatcher: trusting, headers: { authorization: `Bearer ${TOKEN}` } });
+        const res = await request(`${apiUrl}/exports/${exportId}`, {
+          dispatcher: trusting,
+          headers: { authorization: `Bearer ${TOKEN}` },
+        });
         const s = (await res.body.json()) as ExportStatus & { status: string };
         // Closed, not only 'completed' in the ledger: the final manifest is written in between.
         return s.state === 'running' || s.status === 'RUNNING' ? undefined : s;
@@ -149,17 +188,23 @@ describe('HTTPS callback listener', () => {
       expect(cb.delivered).toBe(true);
       expect(cb.statuses).toEqual([200]);
     }
-    const manifest = JSON.parse(readFileSync(join(dir, 'exports', exportId, 'manifest.json'), 'utf8')) as { chunks: Array<{ state: string }> };
+    const manifest = JSON.parse(readFileSync(join(dir, 'exports', exportId, 'manifest.json'), 'utf8')) as {
+      chunks: Array<{ state: string }>;
+    };
     expect(manifest.chunks.map((c) => c.state)).toEqual(['verified', 'verified']);
   });
 
   it('speaks only TLS on the API port, with the configured certificate', async () => {
     // Plain HTTP to the TLS port gets no HTTP answer.
-    await expect(request(`${apiUrl.replace('https:', 'http:')}/healthz`, { headersTimeout: 5_000 })).rejects.toThrow();
+    await expect(
+      request(`${apiUrl.replace('https:', 'http:')}/healthz`, { headersTimeout: 5_000 }),
+    ).rejects.toThrow();
     // A client that does not trust the throwaway CA refuses the certificate.
     const untrusting = new Agent();
     try {
-      await expect(request(`${apiUrl}/healthz`, { dispatcher: untrusting })).rejects.toThrow(/self[- ]signed|certificate/i);
+      await expect(request(`${apiUrl}/healthz`, { dispatcher: untrusting })).rejects.toThrow(
+        /self[- ]signed|certificate/i,
+      );
     } finally {
       await untrusting.close();
     }

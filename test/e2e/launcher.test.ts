@@ -27,7 +27,6 @@ const alive = (pid: number) => {
   }
 };
 
-
 describe('npm start (dev launcher)', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'ccfs-launcher-'));
   let env: NodeJS.ProcessEnv;
@@ -36,17 +35,29 @@ describe('npm start (dev launcher)', () => {
 
   async function start(): Promise<LauncherState> {
     rmSync(join(dataDir, 'launcher.json'), { force: true });
-    launcher = spawn(process.execPath, ['--import', 'tsx', 'dev/launcher.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    launcher = spawn(process.execPath, ['--import', 'tsx', 'dev/launcher.ts'], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     launcher.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     launcher.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    return until('launcher.json', () => (existsSync(join(dataDir, 'launcher.json')) ? (JSON.parse(readFileSync(join(dataDir, 'launcher.json'), 'utf8')) as LauncherState) : undefined), 90_000);
+    return until(
+      'launcher.json',
+      () =>
+        existsSync(join(dataDir, 'launcher.json'))
+          ? (JSON.parse(readFileSync(join(dataDir, 'launcher.json'), 'utf8')) as LauncherState)
+          : undefined,
+      90_000,
+    );
   }
 
   async function stop(signal: NodeJS.Signals, state: LauncherState): Promise<void> {
     const exited = new Promise<number | null>((r) => launcher!.once('exit', (code) => r(code)));
     launcher!.kill(signal);
     expect(await exited).toBe(0);
-    for (const [name, pid] of Object.entries(state.pids)) expect(alive(pid), `${name} (pid ${pid}) still running`).toBe(false);
+    for (const [name, pid] of Object.entries(state.pids))
+      expect(alive(pid), `${name} (pid ${pid}) still running`).toBe(false);
   }
 
   afterAll(() => {
@@ -55,14 +66,41 @@ describe('npm start (dev launcher)', () => {
   });
 
   it('brings everything up, exports with the CLI as the README shows, and survives a restart', async () => {
-    const ports = { temporal: await freePort(), ui: await freePort(), api: await freePort(), sim: await freePort(), metrics: await freePort() };
-    env = { ...process.env, DATA_DIR: dataDir, TEMPORAL_PORT: String(ports.temporal), TEMPORAL_UI_PORT: String(ports.ui), API_PORT: String(ports.api), SIMULATOR_PORT: String(ports.sim), WORKER_METRICS_PORT: String(ports.metrics) };
-    for (const key of ['TEMPORAL_ADDRESS', 'CCFS_BASE_URL', 'CCFS_AK', 'CCFS_SK', 'OUTPUT_DIR', 'CALLBACK_BASE_URL', 'API_TOKENS', 'API_AUTH']) delete env[key];
+    const ports = {
+      temporal: await freePort(),
+      ui: await freePort(),
+      api: await freePort(),
+      sim: await freePort(),
+      metrics: await freePort(),
+    };
+    env = {
+      ...process.env,
+      DATA_DIR: dataDir,
+      TEMPORAL_PORT: String(ports.temporal),
+      TEMPORAL_UI_PORT: String(ports.ui),
+      API_PORT: String(ports.api),
+      SIMULATOR_PORT: String(ports.sim),
+      WORKER_METRICS_PORT: String(ports.metrics),
+    };
+    for (const key of [
+      'TEMPORAL_ADDRESS',
+      'CCFS_BASE_URL',
+      'CCFS_AK',
+      'CCFS_SK',
+      'OUTPUT_DIR',
+      'CALLBACK_BASE_URL',
+      'API_TOKENS',
+      'API_AUTH',
+    ])
+      delete env[key];
 
     const first = await start();
     const health = await fetch(`${first.api}/healthz`);
     expect(health.status).toBe(200);
-    expect(await health.json()).toEqual({ status: 'ok', components: { api: 'ok', temporal: 'ok', worker: 'ok' } });
+    expect(await health.json()).toEqual({
+      status: 'ok',
+      components: { api: 'ok', temporal: 'ok', worker: 'ok' },
+    });
     expect((await fetch(first.temporalUi)).status).toBe(200);
 
     // Secure by default: management requests without the generated token are refused before any
@@ -73,12 +111,19 @@ describe('npm start (dev launcher)', () => {
     expect(token.length).toBeGreaterThanOrEqual(32);
     expect(output).toContain(tokenFile);
     const post = (headers: Record<string, string>) =>
-      fetch(`${first.api}/exports`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{}' });
+      fetch(`${first.api}/exports`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: '{}',
+      });
     expect((await post({})).status).toBe(401);
     expect((await post({ authorization: 'Bearer not-the-token' })).status).toBe(401);
-    for (const path of ['/exports', '/schedules', '/coverage', '/metrics']) expect((await fetch(`${first.api}${path}`)).status, path).toBe(401);
+    for (const path of ['/exports', '/schedules', '/coverage', '/metrics'])
+      expect((await fetch(`${first.api}${path}`)).status, path).toBe(401);
     expect((await post({ authorization: `Bearer ${token}` })).status).toBe(400);
-    expect((await fetch(`${first.api}/exports`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+    expect(
+      (await fetch(`${first.api}/exports`, { headers: { authorization: `Bearer ${token}` } })).status,
+    ).toBe(200);
     expect(output).not.toContain(token);
 
     // The command the launcher suggests, exactly as printed: on these non-default ports it carries the
@@ -95,7 +140,10 @@ describe('npm start (dev launcher)', () => {
     expect(cli.status).toBe(0);
     const manifestPath = cli.stdout.trim();
     expect(manifestPath).toBe(join(dataDir, 'exports', 'launcher-e2e', 'manifest.json'));
-    expect(JSON.parse(readFileSync(manifestPath, 'utf8'))).toMatchObject({ state: 'completed', totals: { verified: 3 } });
+    expect(JSON.parse(readFileSync(manifestPath, 'utf8'))).toMatchObject({
+      state: 'completed',
+      totals: { verified: 3 },
+    });
 
     await stop('SIGINT', first);
 
@@ -107,9 +155,15 @@ describe('npm start (dev launcher)', () => {
       timeout: 60_000,
     });
     expect(status.status).toBe(0);
-    expect(JSON.parse(status.stdout)).toMatchObject({ exportId: 'launcher-e2e', state: 'completed', status: 'COMPLETED' });
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      exportId: 'launcher-e2e',
+      state: 'completed',
+      status: 'COMPLETED',
+    });
     // The token is the data directory's: a restart keeps it.
-    expect((await fetch(`${second.api}/exports`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+    expect(
+      (await fetch(`${second.api}/exports`, { headers: { authorization: `Bearer ${token}` } })).status,
+    ).toBe(200);
     expect((await fetch(`${second.api}/exports`)).status).toBe(401);
     await stop('SIGTERM', second);
     expect(output).toContain('ready');

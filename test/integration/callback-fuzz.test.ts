@@ -19,8 +19,10 @@ import { startStack, TEST_AK, TEST_SK, type Stack } from '../support/stack';
 
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 const hex32 = fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 32, maxLength: 32 });
-const headerText = fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456789-_/;=., '), maxLength: 60 });
-
+const headerText = fc.string({
+  unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456789-_/;=., '),
+  maxLength: 60,
+});
 
 describe('callback endpoint under random input', () => {
   let stack: Stack;
@@ -32,7 +34,11 @@ describe('callback endpoint under random input', () => {
 
   beforeAll(async () => {
     stack = await startStack({ simulator: { faults: { dropCallback: 1 } } });
-    const req = testRequest({ from: '2024-03-01 00:00:00', to: '2024-03-02 00:00:00', options: { callbackTimeoutSeconds: 600, probeIntervalSeconds: 3600 } });
+    const req = testRequest({
+      from: '2024-03-01 00:00:00',
+      to: '2024-03-02 00:00:00',
+      options: { callbackTimeoutSeconds: 600, probeIntervalSeconds: 3600 },
+    });
     exportId = req.exportId;
     await stack.exports.start(req);
     chunk = stack.client.workflow.getHandle(chunkWorkflowId(exportId, 0));
@@ -41,7 +47,9 @@ describe('callback endpoint under random input', () => {
       return p?.phase === 'waiting-for-callback' ? p : undefined;
     });
     responseId = progress.responseIds[0]!;
-    billFileName = stack.sim.simulator.inspect().queries.find((q) => q.responseId === responseId)!.billFileName!;
+    billFileName = stack.sim.simulator
+      .inspect()
+      .queries.find((q) => q.responseId === responseId)!.billFileName!;
     url = callbackUrl(stack.apiUrl, callbackKey(undefined, TEST_SK), chunkWorkflowId(exportId, 0));
   });
   afterAll(async () => {
@@ -58,23 +66,47 @@ describe('callback endpoint under random input', () => {
     const body = fc.oneof(
       // The genuine body: only a correct signature may deliver it, and the fuzzer never signs it correctly.
       fc.constant({ kind: 'genuine' as const }),
-      fc.record({ responseId: fc.oneof(fc.constant(responseId), hex32, fc.string({ maxLength: 80 })), billFileName: fc.oneof(hex32.map((h) => `20240301_${h}.zip`), fc.string({ maxLength: 80 })), accountId: fc.option(fc.string({ maxLength: 30 }), { nil: undefined }) }).map((msgBody) => ({ kind: 'shaped' as const, msgBody })),
+      fc
+        .record({
+          responseId: fc.oneof(fc.constant(responseId), hex32, fc.string({ maxLength: 80 })),
+          billFileName: fc.oneof(
+            hex32.map((h) => `20240301_${h}.zip`),
+            fc.string({ maxLength: 80 }),
+          ),
+          accountId: fc.option(fc.string({ maxLength: 30 }), { nil: undefined }),
+        })
+        .map((msgBody) => ({ kind: 'shaped' as const, msgBody })),
       fc.jsonValue().map((value) => ({ kind: 'json' as const, value })),
       fc.uint8Array({ maxLength: 300 }).map((bytes) => ({ kind: 'bytes' as const, bytes })),
     );
     const auth = fc.oneof(
       fc.constant({ kind: 'none' as const }),
       headerText.map((value) => ({ kind: 'raw' as const, value })),
-      fc.tuple(hex32, hex32).map(([a, b]) => ({ kind: 'raw' as const, value: `auth-v2/${TEST_AK}/${new Date().toISOString().slice(0, 19)}Z/content-length;content-type;host/${a}${b}` })),
+      fc.tuple(hex32, hex32).map(([a, b]) => ({
+        kind: 'raw' as const,
+        value: `auth-v2/${TEST_AK}/${new Date().toISOString().slice(0, 19)}Z/content-length;content-type;host/${a}${b}`,
+      })),
       fc.string({ minLength: 1, maxLength: 40 }).map((sk) => ({ kind: 'wrong-key' as const, sk })),
-      fc.integer({ min: 901, max: 10 * 86400 }).chain((s) => fc.constantFrom(s, -s)).map((skewSeconds) => ({ kind: 'stale' as const, skewSeconds })),
+      fc
+        .integer({ min: 901, max: 10 * 86400 })
+        .chain((s) => fc.constantFrom(s, -s))
+        .map((skewSeconds) => ({ kind: 'stale' as const, skewSeconds })),
       fc.constant({ kind: 'signed-other-body' as const }),
       // Correctly signed: fine for every body but the genuine one, which the fuzzer then alters.
       fc.constant({ kind: 'correct' as const }),
     );
     const headers = fc.record(
       {
-        contentType: fc.oneof(fc.constantFrom('application/json;charset=UTF-8', 'application/json', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x'), headerText),
+        contentType: fc.oneof(
+          fc.constantFrom(
+            'application/json;charset=UTF-8',
+            'application/json',
+            'text/plain',
+            'application/x-www-form-urlencoded',
+            'multipart/form-data; boundary=x',
+          ),
+          headerText,
+        ),
         contentEncoding: fc.constantFrom('gzip', 'deflate', 'br', 'identity', 'x-unknown'),
         extra: fc.dictionary(fc.stringMatching(/^x-[a-z]{1,10}$/), headerText, { maxKeys: 3 }),
       },
@@ -96,7 +128,9 @@ describe('callback endpoint under random input', () => {
           const i = Number(at) % t.length;
           path = `/callbacks/ccfs/${t.slice(0, i)}${t[i] === c ? (c === 'A' ? 'B' : 'A') : c}${t.slice(i + 1)}`;
         }
-        const genuine = Buffer.from(JSON.stringify({ request: { version: '2.0' }, msgBody: { responseId, billFileName } }));
+        const genuine = Buffer.from(
+          JSON.stringify({ request: { version: '2.0' }, msgBody: { responseId, billFileName } }),
+        );
         let bytes: Buffer =
           body.kind === 'genuine'
             ? genuine
@@ -105,7 +139,10 @@ describe('callback endpoint under random input', () => {
               : body.kind === 'json'
                 ? Buffer.from(JSON.stringify(body.value) ?? 'null')
                 : Buffer.from(body.bytes);
-        const shapedGenuine = body.kind === 'shaped' && body.msgBody.responseId === responseId && body.msgBody.billFileName === billFileName;
+        const shapedGenuine =
+          body.kind === 'shaped' &&
+          body.msgBody.responseId === responseId &&
+          body.msgBody.billFileName === billFileName;
         if (headers.contentEncoding === 'gzip') bytes = gzipSync(bytes);
         const sent: Record<string, string> = {
           host: valid.host,
@@ -115,7 +152,14 @@ describe('callback endpoint under random input', () => {
         };
         if (headers.contentEncoding) sent['content-encoding'] = headers.contentEncoding;
         const signWith = (sk: string, timestamp: Date, signed: Buffer) =>
-          sign({ credentials: { ak: TEST_AK, sk }, method: 'POST', path, headers: sent, body: signed, timestamp });
+          sign({
+            credentials: { ak: TEST_AK, sk },
+            method: 'POST',
+            path,
+            headers: sent,
+            body: signed,
+            timestamp,
+          });
         let signedCorrectly = false;
         switch (auth.kind) {
           case 'raw':
@@ -138,7 +182,11 @@ describe('callback endpoint under random input', () => {
             break;
         }
         // A correctly signed genuine callback on the real token is the one thing that must get through.
-        const wouldDeliver = signedCorrectly && path === valid.pathname && (body.kind === 'genuine' || shapedGenuine) && (headers.contentEncoding === undefined || headers.contentEncoding === 'identity');
+        const wouldDeliver =
+          signedCorrectly &&
+          path === valid.pathname &&
+          (body.kind === 'genuine' || shapedGenuine) &&
+          (headers.contentEncoding === undefined || headers.contentEncoding === 'identity');
         fc.pre(!wouldDeliver);
         const res = await request(`${stack.apiUrl}${path}`, { method: 'POST', headers: sent, body: bytes });
         const text = await res.body.text();
@@ -153,16 +201,34 @@ describe('callback endpoint under random input', () => {
     expect([...statuses.keys()].sort()).toEqual(expect.arrayContaining([400, 401, 404]));
 
     const progress = await chunk.query(chunkProgressQuery);
-    expect(progress).toMatchObject({ phase: 'waiting-for-callback', callbacksReceived: 0, callbacksRejected: 0, requests: 1 });
+    expect(progress).toMatchObject({
+      phase: 'waiting-for-callback',
+      callbacksReceived: 0,
+      callbacksRejected: 0,
+      requests: 1,
+    });
     const history = await chunk.fetchHistory();
     expect((history.events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes)).toHaveLength(0);
   });
 
   it('still delivers the genuine, correctly signed callback afterwards', async () => {
     const target = new URL(url);
-    const body = Buffer.from(JSON.stringify({ request: { version: '2.0' }, msgBody: { responseId, billFileName } }));
-    const headers: Record<string, string> = { host: target.host, 'content-type': 'application/json;charset=UTF-8', 'content-length': String(body.length) };
-    headers.authorization = sign({ credentials: { ak: TEST_AK, sk: TEST_SK }, method: 'POST', path: target.pathname, headers, body, timestamp: new Date() });
+    const body = Buffer.from(
+      JSON.stringify({ request: { version: '2.0' }, msgBody: { responseId, billFileName } }),
+    );
+    const headers: Record<string, string> = {
+      host: target.host,
+      'content-type': 'application/json;charset=UTF-8',
+      'content-length': String(body.length),
+    };
+    headers.authorization = sign({
+      credentials: { ak: TEST_AK, sk: TEST_SK },
+      method: 'POST',
+      path: target.pathname,
+      headers,
+      body,
+      timestamp: new Date(),
+    });
     const res = await request(url, { method: 'POST', headers, body });
     expect(res.statusCode).toBe(200);
     expect(await res.body.json()).toEqual({ resultCode: '0', resultDesc: 'success' });

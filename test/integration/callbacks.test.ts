@@ -6,12 +6,16 @@ import type { CcfsApi } from '../../activities';
 import { sign } from '../../ccfs/signer';
 import { callbackKey, callbackUrl } from '../../lib/callback-token';
 import { NO_FAULTS } from '../../simulator/options';
-import { chunkProgressQuery, chunkWorkflowId, type ChunkProgress, type ChunkResult } from '../../workflows/definitions';
+import {
+  chunkProgressQuery,
+  chunkWorkflowId,
+  type ChunkProgress,
+  type ChunkResult,
+} from '../../workflows/definitions';
 import { readManifest, testRequest } from '../support/exports';
 import { startStack, TEST_AK, TEST_SK, type Stack } from '../support/stack';
 
 /** Issue 4's callback cases, each against the real dev server and the simulator over HTTP. */
-
 
 /** POSTs a callback as CC-FS does: auth-v2 over host, content-type and content-length. */
 async function postCallback(
@@ -60,7 +64,9 @@ describe('callbacks from CC-FS', () => {
           const answer = await real.queryBillData(body, opts);
           if (holdQueryUntilCallbackDelivered && answer.kind === 'accepted') {
             await until('the callback to be delivered while the request is still in flight', () =>
-              sim.simulator.inspect().callbacks.some((c) => c.responseId === answer.responseId && c.delivered),
+              sim.simulator
+                .inspect()
+                .callbacks.some((c) => c.responseId === answer.responseId && c.delivered),
             );
           }
           return answer;
@@ -81,10 +87,13 @@ describe('callbacks from CC-FS', () => {
   });
 
   const tokenKey = () => callbackKey(undefined, TEST_SK);
-  const urlOf = (exportId: string, index = 0) => callbackUrl(stack.apiUrl, tokenKey(), chunkWorkflowId(exportId, index));
+  const urlOf = (exportId: string, index = 0) =>
+    callbackUrl(stack.apiUrl, tokenKey(), chunkWorkflowId(exportId, index));
   const simulatorView = (exportId: string) => {
     const state = stack.sim.simulator.inspect();
-    const queries = state.queries.filter((q) => (q.msgBody as { callBackURL?: string }).callBackURL === urlOf(exportId));
+    const queries = state.queries.filter(
+      (q) => (q.msgBody as { callBackURL?: string }).callBackURL === urlOf(exportId),
+    );
     const ids = new Set(queries.map((q) => q.responseId));
     return {
       queries,
@@ -185,7 +194,9 @@ describe('callbacks from CC-FS', () => {
       // The simulator decides a drop when its callback timer fires; wait for that decision, or the
       // outer afterEach (which clears the faults) could let the genuine callback through.
       await until('the simulator to drop the genuine callback', () =>
-        stack.sim.simulator.inspect().faults.some((f) => f.fault === 'dropCallback' && f.responseId === responseId),
+        stack.sim.simulator
+          .inspect()
+          .faults.some((f) => f.fault === 'dropCallback' && f.responseId === responseId),
       );
     });
     afterAll(async () => {
@@ -202,7 +213,11 @@ describe('callbacks from CC-FS', () => {
       const good = { responseId, billFileName: fileFor(responseId) };
       const mac = url.slice(url.lastIndexOf('.') + 1);
       const flipped = url.slice(0, -mac.length) + (mac[0] === 'A' ? 'B' : 'A') + mac.slice(1);
-      const guessed = callbackUrl(stack.apiUrl, 'a-key-that-is-not-ours', chunkWorkflowId(request.exportId, 0));
+      const guessed = callbackUrl(
+        stack.apiUrl,
+        'a-key-that-is-not-ours',
+        chunkWorkflowId(request.exportId, 0),
+      );
       const bare = `${stack.apiUrl}/callbacks/ccfs/${Buffer.from(chunkWorkflowId(request.exportId, 0)).toString('base64url')}`;
       for (const target of [flipped, guessed, bare]) {
         const res = await postCallback(target, good);
@@ -225,7 +240,9 @@ describe('callbacks from CC-FS', () => {
       const good = { responseId, billFileName: fileFor(responseId) };
       const res = await postCallback(url, good, { timestamp: new Date(Date.now() - 3600_000) });
       expect(res.status).toBe(401);
-      expect((await postCallback(url, good, { timestamp: new Date(Date.now() + 3600_000) })).status).toBe(401);
+      expect((await postCallback(url, good, { timestamp: new Date(Date.now() + 3600_000) })).status).toBe(
+        401,
+      );
       expect((await progress()).callbacksReceived).toBe(0);
       expect(await signals()).toBe(0);
     });
@@ -241,7 +258,11 @@ describe('callbacks from CC-FS', () => {
     });
 
     it('still accepts the genuine callback afterwards, so the rejections above were not for want of a route', async () => {
-      const res = await postCallback(url, { responseId, billFileName: stack.sim.simulator.inspect().queries.find((q) => q.responseId === responseId)!.billFileName! });
+      const res = await postCallback(url, {
+        responseId,
+        billFileName: stack.sim.simulator.inspect().queries.find((q) => q.responseId === responseId)!
+          .billFileName!,
+      });
       expect(res.status).toBe(200);
       expect(JSON.parse(res.text)).toEqual({ resultCode: '0', resultDesc: 'success' });
       const result = await stack.exports.result(request.exportId);
@@ -264,7 +285,11 @@ describe('callbacks from CC-FS', () => {
     expect(JSON.parse(res.text)).toEqual({ resultCode: '0', resultDesc: 'success' });
     const logged = stack.logs
       .map((l) => JSON.parse(l) as { msg: string; workflowId?: string; responseId?: string })
-      .filter((l) => l.msg === 'callback for a chunk that already finished' && l.workflowId === chunkWorkflowId(request.exportId, 0));
+      .filter(
+        (l) =>
+          l.msg === 'callback for a chunk that already finished' &&
+          l.workflowId === chunkWorkflowId(request.exportId, 0),
+      );
     expect(logged).toEqual([expect.objectContaining({ responseId })]);
   });
 });

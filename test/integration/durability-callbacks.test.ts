@@ -35,7 +35,8 @@ describe('callback timeout', () => {
   it('requests the chunk again when the first callback never comes, and verifies it with the second', async () => {
     // The first request's callback is dropped and its file gone (0300011) when the chunk probes for it
     // before requesting again; from the second request on, callbacks and files are delivered.
-    beforeQuery = (n) => stack.sim.simulator.setFaults({ dropCallback: n === 1 ? 1 : 0, expireFiles: n === 1 ? 1 : 0 });
+    beforeQuery = (n) =>
+      stack.sim.simulator.setFaults({ dropCallback: n === 1 ? 1 : 0, expireFiles: n === 1 ? 1 : 0 });
     const request = testRequest({
       from: '2024-03-01 00:00:00',
       to: '2024-03-02 00:00:00',

@@ -90,7 +90,10 @@ describe('permanent CC-FS errors', () => {
     // This CC-FS refuses queries over a day with a 0300004 that names another parameter: a setting to
     // fix, not a transient fault. (A refusal that names beginTime/endTime or says the range is too
     // long is not permanent: the export splits the range, see export-span.test.ts.)
-    stack.sim.simulator.setOptions({ maxSpanSeconds: 86_400, spanRefusalDesc: 'callerNo has a wrong format' });
+    stack.sim.simulator.setOptions({
+      maxSpanSeconds: 86_400,
+      spanRefusalDesc: 'callerNo has a wrong format',
+    });
     const request = testRequest({ from: '2024-03-01 00:00:00', to: '2024-03-05 00:00:00' });
     await stack.exports.start(request);
     const result = await stack.exports.result(request.exportId);

@@ -6,7 +6,6 @@ import { parseWallTime } from '../../domain/wall-time';
 import { exportedRowKeys, readManifest, testRequest } from '../support/exports';
 import { startStack, TEST_SK, type Stack } from '../support/stack';
 
-
 describe('export workflow against the simulator', () => {
   let stack: Stack;
   beforeAll(async () => {
@@ -31,7 +30,12 @@ describe('export workflow against the simulator', () => {
       ['2024-03-04 00:00:00', '2024-03-07 00:00:00'],
       ['2024-03-07 00:00:00', '2024-03-10 00:00:00'],
     ]);
-    const served = new Map(stack.sim.simulator.inspect().downloads.filter((d) => d.complete).map((d) => [d.billFileName, d.sha256]));
+    const served = new Map(
+      stack.sim.simulator
+        .inspect()
+        .downloads.filter((d) => d.complete)
+        .map((d) => [d.billFileName, d.sha256]),
+    );
     const dir = stack.output.exportDir(request.exportId);
     for (const chunk of manifest.chunks) {
       if (chunk.state !== 'verified') throw new Error(`chunk ${chunk.index} is ${chunk.state}`);
@@ -48,7 +52,11 @@ describe('export workflow against the simulator', () => {
   });
 
   it('keeps every row of 92 days across a DST change in Europe/Berlin', async () => {
-    const request = testRequest({ from: '2024-09-01 00:00:00', to: '2024-12-02 00:00:00', timeZone: 'Europe/Berlin' });
+    const request = testRequest({
+      from: '2024-09-01 00:00:00',
+      to: '2024-12-02 00:00:00',
+      timeZone: 'Europe/Berlin',
+    });
     await stack.exports.start(request);
     const result = await stack.exports.result(request.exportId);
     expect(result.state).toBe('completed');
@@ -59,10 +67,18 @@ describe('export workflow against the simulator', () => {
     });
     expect(manifest.chunks[0]!.begin).toBe(request.begin);
     expect(manifest.chunks.at(-1)!.end).toBe(request.end);
-    const dstChunk = manifest.chunks.find((c) => parseWallTime(c.begin) <= parseWallTime('2024-10-27 02:00:00') && parseWallTime(c.end) > parseWallTime('2024-10-27 02:00:00'));
+    const dstChunk = manifest.chunks.find(
+      (c) =>
+        parseWallTime(c.begin) <= parseWallTime('2024-10-27 02:00:00') &&
+        parseWallTime(c.end) > parseWallTime('2024-10-27 02:00:00'),
+    );
     expect(dstChunk).toBeDefined();
 
-    const expected = stack.sim.simulator.rowKeys({ beginTime: request.begin, endTime: request.end, dataType: 'call_record' });
+    const expected = stack.sim.simulator.rowKeys({
+      beginTime: request.begin,
+      endTime: request.end,
+      dataType: 'call_record',
+    });
     const got = await exportedRowKeys(stack.output.exportDir(request.exportId), manifest);
     expect(expected.call.length).toBeGreaterThan(10_000);
     const missingCalls = expected.call.filter((r) => !got.call.has(`${r.call_id}#${r.call_id_num}`));

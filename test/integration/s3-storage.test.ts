@@ -33,7 +33,12 @@ const dir = mkdtempSync(join(tmpdir(), 'ccfs-s3-'));
 
 beforeAll(async () => {
   s3 = await startS3Server();
-  s3client = new S3Client({ endpoint: s3.endpoint, region: s3.region, credentials: s3.credentials, forcePathStyle: true });
+  s3client = new S3Client({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    credentials: s3.credentials,
+    forcePathStyle: true,
+  });
 });
 afterAll(async () => {
   s3client?.destroy();
@@ -46,7 +51,13 @@ describe('S3 publisher', () => {
   let publisher: S3Publisher;
   beforeAll(async () => {
     await s3client.send(new CreateBucketCommand({ Bucket: bucket }));
-    publisher = new S3Publisher({ client: s3client, bucket, prefix: '/team/exports/', partSize: 5 * 1024 * 1024, queueSize: 2 });
+    publisher = new S3Publisher({
+      client: s3client,
+      bucket,
+      prefix: '/team/exports/',
+      partSize: 5 * 1024 * 1024,
+      queueSize: 2,
+    });
   });
 
   it('uploads a large ZIP in parts and verifies it by the composite SHA-256 the store reports', async () => {
@@ -58,9 +69,15 @@ describe('S3 publisher', () => {
       { exportId: 'exp-1', file: 'big.zip', path, sha256: sha256(data), bytes: data.length },
       { onProgress: (n) => progress.push(n) },
     );
-    expect(published).toEqual({ location: `s3://${bucket}/team/exports/exp-1/big.zip`, bytes: data.length, verifiedBy: 'checksum-sha256-composite' });
+    expect(published).toEqual({
+      location: `s3://${bucket}/team/exports/exp-1/big.zip`,
+      bytes: data.length,
+      verifiedBy: 'checksum-sha256-composite',
+    });
     expect(progress.at(-1)).toBe(data.length);
-    const head = await s3client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'team/exports/exp-1/big.zip', ChecksumMode: 'ENABLED' }));
+    const head = await s3client.send(
+      new HeadObjectCommand({ Bucket: bucket, Key: 'team/exports/exp-1/big.zip', ChecksumMode: 'ENABLED' }),
+    );
     expect(head.Metadata?.sha256).toBe(sha256(data));
     expect(head.ContentType).toBe('application/zip');
     expect(sha256(await getObject(s3client, bucket, 'team/exports/exp-1/big.zip'))).toBe(sha256(data));
@@ -79,14 +96,27 @@ describe('S3 publisher', () => {
     const verified = Buffer.from('the bytes that were verified');
     const path = join(dir, 'changed.zip');
     writeFileSync(path, 'the bytes that were changed!');
-    const input = { exportId: 'exp-3', file: 'changed.zip', path, sha256: sha256(verified), bytes: verified.length };
+    const input = {
+      exportId: 'exp-3',
+      file: 'changed.zip',
+      path,
+      sha256: sha256(verified),
+      bytes: verified.length,
+    };
     await expect(publisher.publishChunk(input)).rejects.toThrow(S3VerificationError);
     await expect(publisher.publishChunk(input)).rejects.toThrow(/changed while it was uploaded/);
-    await expect(s3client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'team/exports/exp-3/changed.zip' }))).rejects.toMatchObject({ name: 'NotFound' });
+    await expect(
+      s3client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'team/exports/exp-3/changed.zip' })),
+    ).rejects.toMatchObject({ name: 'NotFound' });
   });
 
   it('reads the object back to verify it when the store reports no checksum', async () => {
-    const blind = new S3Client({ endpoint: s3.endpoint, region: s3.region, credentials: s3.credentials, forcePathStyle: true });
+    const blind = new S3Client({
+      endpoint: s3.endpoint,
+      region: s3.region,
+      credentials: s3.credentials,
+      forcePathStyle: true,
+    });
     // A store without additional checksums: strip them from every response before the SDK parses it.
     blind.middlewareStack.add(
       (next) => async (args) => {
@@ -100,7 +130,10 @@ describe('S3 publisher', () => {
     const p = new S3Publisher({ client: blind, bucket, prefix: '', partSize: 5 * 1024 * 1024, queueSize: 1 });
     const path = join(dir, 'manifest.json');
     writeFileSync(path, JSON.stringify({ hello: 'world' }));
-    expect(await p.publishManifest({ exportId: 'exp-4', path })).toMatchObject({ location: `s3://${bucket}/exp-4/manifest.json`, verifiedBy: 'read-back' });
+    expect(await p.publishManifest({ exportId: 'exp-4', path })).toMatchObject({
+      location: `s3://${bucket}/exp-4/manifest.json`,
+      verifiedBy: 'read-back',
+    });
     blind.destroy();
   });
 });
@@ -169,7 +202,11 @@ describe('a deployment with two tenants and S3 output, configured by environment
       }),
     ]);
     connection = await Connection.connect({ address: inject('temporalAddress') });
-    exports = new ExportService(new Client({ connection }), { taskQueue, namespace: 'default', uiUrl: 'http://localhost:8233' });
+    exports = new ExportService(new Client({ connection }), {
+      taskQueue,
+      namespace: 'default',
+      uiUrl: 'http://localhost:8233',
+    });
   });
 
   afterAll(async () => {
@@ -179,13 +216,30 @@ describe('a deployment with two tenants and S3 output, configured by environment
   });
 
   const startExport = (body: unknown) =>
-    fetch(`${apiUrl}/exports`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    fetch(`${apiUrl}/exports`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
 
   it('exports each tenant with its own AK/SK and zone, and publishes every ZIP and the manifest to S3', async () => {
-    const options = { chunkHours: 48, callbackTimeoutSeconds: 20, retryInitialIntervalSeconds: 0.2, retryMaximumIntervalSeconds: 1, retryMaximumAttempts: 5 };
+    const options = {
+      chunkHours: 48,
+      callbackTimeoutSeconds: 20,
+      retryInitialIntervalSeconds: 0.2,
+      retryMaximumIntervalSeconds: 1,
+      retryMaximumAttempts: 5,
+    };
     const ids = tenants.map((t) => `tenant-${t.id}-${randomUUID().slice(0, 8)}`);
     for (const [i, t] of tenants.entries()) {
-      const res = await startExport({ exportId: ids[i], from: '2024-05-01 00:00:00', to: '2024-05-07 00:00:00', dataType: 'call_record', filters: { accountId: t.id }, options });
+      const res = await startExport({
+        exportId: ids[i],
+        from: '2024-05-01 00:00:00',
+        to: '2024-05-07 00:00:00',
+        dataType: 'call_record',
+        filters: { accountId: t.id },
+        options,
+      });
       expect(res.status).toBe(201);
     }
     const results = await Promise.all(ids.map((id) => exports.result(id)));
@@ -197,36 +251,54 @@ describe('a deployment with two tenants and S3 output, configured by environment
       expect(local.request).toMatchObject({ tenant: t.id, timeZone: t.timeZone });
 
       // Every query for this tenant was signed with its AK (the simulator refuses another AK's accountId).
-      const queries = sim.simulator.inspect().queries.filter((q) => (q.msgBody as { accountId?: string }).accountId === t.id);
+      const queries = sim.simulator
+        .inspect()
+        .queries.filter((q) => (q.msgBody as { accountId?: string }).accountId === t.id);
       expect(queries.length).toBeGreaterThan(0);
       expect(new Set(queries.map((q) => q.ak))).toEqual(new Set([t.ak]));
 
       // All of this tenant's rows, and none of the other's.
       const exportDir = join(outputDir, ids[i]!);
       const got = await exportedRowKeys(exportDir, local);
-      const expected = sim.simulator.rowKeys({ beginTime: '2024-05-01 00:00:00', endTime: '2024-05-07 00:00:00', ak: t.ak });
+      const expected = sim.simulator.rowKeys({
+        beginTime: '2024-05-01 00:00:00',
+        endTime: '2024-05-07 00:00:00',
+        ak: t.ak,
+      });
       expect(expected.call.length).toBeGreaterThan(100);
       expect(got.call.size).toBe(expected.call.length);
       expect(expected.call.filter((r) => !got.call.has(`${r.call_id}#${r.call_id_num}`))).toEqual([]);
 
       // S3 holds the same ZIPs (byte for byte) and the final manifest, under prefix/<exportId>/.
       const prefix = `prod/ccfs/${ids[i]}`;
-      const published = JSON.parse((await getObject(s3client, bucket, `${prefix}/manifest.json`)).toString('utf8')) as Manifest;
+      const published = JSON.parse(
+        (await getObject(s3client, bucket, `${prefix}/manifest.json`)).toString('utf8'),
+      ) as Manifest;
       expect(published).toEqual(local);
       for (const chunk of local.chunks) {
         if (chunk.state !== 'verified') continue;
         const body = await getObject(s3client, bucket, `${prefix}/${chunk.file}`);
         expect(sha256(body)).toBe(chunk.sha256);
-        const head = await s3client.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}/${chunk.file}` }));
+        const head = await s3client.send(
+          new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}/${chunk.file}` }),
+        );
         expect(head.Metadata?.sha256).toBe(chunk.sha256);
       }
     }
   });
 
   it('refuses an export for a tenant that is not configured', async () => {
-    const res = await startExport({ from: '2024-05-01 00:00:00', to: '2024-05-02 00:00:00', dataType: 'call', filters: { accountId: 'acc0009' } });
+    const res = await startExport({
+      from: '2024-05-01 00:00:00',
+      to: '2024-05-02 00:00:00',
+      dataType: 'call',
+      filters: { accountId: 'acc0009' },
+    });
     expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({ error: 'unknown_tenant', message: 'no tenant "acc0009" is configured' });
+    expect(await res.json()).toMatchObject({
+      error: 'unknown_tenant',
+      message: 'no tenant "acc0009" is configured',
+    });
   });
 
   it('keeps every tenant SK out of the worker’s and the API’s logs', () => {

@@ -24,7 +24,6 @@ const AK = 'scale-ak';
 const SK = `sk-${randomUUID()}`;
 const CALLBACK_SECRET = `cb-${randomUUID()}`;
 
-
 describe('three worker processes on one Temporal server', () => {
   const taskQueue = `scale-${randomUUID()}`;
   const dir = mkdtempSync(join(tmpdir(), 'ccfs-scale-'));
@@ -91,8 +90,17 @@ describe('three worker processes on one Temporal server', () => {
 
   /** Every ActivityTaskStarted of the export's workflows: who ran the last attempt, and why the one before it ended. */
   async function activityStarts(request: ExportRequest, chunks: number) {
-    const starts: Array<{ workflowId: string; scheduledEventId: number; identity: string; attempt: number; lastFailure?: temporal.api.failure.v1.IFailure }> = [];
-    const ids = [exportWorkflowId(request.exportId), ...Array.from({ length: chunks }, (_, i) => chunkWorkflowId(request.exportId, i))];
+    const starts: Array<{
+      workflowId: string;
+      scheduledEventId: number;
+      identity: string;
+      attempt: number;
+      lastFailure?: temporal.api.failure.v1.IFailure;
+    }> = [];
+    const ids = [
+      exportWorkflowId(request.exportId),
+      ...Array.from({ length: chunks }, (_, i) => chunkWorkflowId(request.exportId, i)),
+    ];
     for (const workflowId of ids) {
       const history = await client.workflow.getHandle(workflowId).fetchHistory();
       for (const e of history.events ?? []) {
@@ -114,7 +122,11 @@ describe('three worker processes on one Temporal server', () => {
    * Polls the chunks' pending activities until `worker` has just started a download (which then runs
    * for seconds more); returns its chunk workflow ID.
    */
-  async function downloadRunningOn(request: ExportRequest, chunks: number, worker: ServiceProcess): Promise<string> {
+  async function downloadRunningOn(
+    request: ExportRequest,
+    chunks: number,
+    worker: ServiceProcess,
+  ): Promise<string> {
     let found: string | undefined;
     await until(async () => {
       for (let i = 0; i < chunks && !found; i++) {
@@ -143,14 +155,23 @@ describe('three worker processes on one Temporal server', () => {
     expect(manifest.state).toBe('completed');
     expect(manifest.totals.pending).toBe(0);
     expect(manifest.totals.failed).toBe(0);
-    const served = new Map(sim.simulator.inspect().downloads.filter((d) => d.complete).map((d) => [d.billFileName, d.sha256]));
+    const served = new Map(
+      sim.simulator
+        .inspect()
+        .downloads.filter((d) => d.complete)
+        .map((d) => [d.billFileName, d.sha256]),
+    );
     const exportDir = output.exportDir(request.exportId);
     for (const chunk of manifest.chunks) {
       if (chunk.state !== 'verified') continue;
       expect(chunk.sha256).toBe(served.get(chunk.billFileName));
       expect(await sha256File(join(exportDir, chunk.file!))).toBe(chunk.sha256);
     }
-    const expected = sim.simulator.rowKeys({ beginTime: request.begin, endTime: request.end, dataType: 'call_record' });
+    const expected = sim.simulator.rowKeys({
+      beginTime: request.begin,
+      endTime: request.end,
+      dataType: 'call_record',
+    });
     const got = await exportedRowKeys(exportDir, manifest);
     expect(expected.call.filter((r) => !got.call.has(`${r.call_id}#${r.call_id_num}`))).toEqual([]);
     expect(expected.record.filter((r) => !got.record.has(`${r.call_id}#${r.file_name}`))).toEqual([]);
@@ -159,7 +180,11 @@ describe('three worker processes on one Temporal server', () => {
   }
 
   it('shares one export among all three workers and completes it without loss when one is SIGKILLed mid-run', async () => {
-    const request = testRequest({ from: '2024-01-01 00:00:00', to: '2024-01-25 00:00:00', options: { chunkHours: 24, maxChunksInFlight: 12 } });
+    const request = testRequest({
+      from: '2024-01-01 00:00:00',
+      to: '2024-01-25 00:00:00',
+      options: { chunkHours: 24, maxChunksInFlight: 12 },
+    });
     await exports.start(request);
     const chunks = 24;
 
@@ -189,7 +214,11 @@ describe('three worker processes on one Temporal server', () => {
   it('hands a SIGTERMed worker’s running downloads back within the grace period, and the others finish them', async () => {
     // Slow downloads (about 7 s each) outlast the 1 s grace period.
     sim.simulator.setFaults({ slowDownloadBytesPerSecond: 1_500 });
-    const request = testRequest({ from: '2024-03-01 00:00:00', to: '2024-03-09 00:00:00', options: { chunkHours: 24, maxChunksInFlight: 8 } });
+    const request = testRequest({
+      from: '2024-03-01 00:00:00',
+      to: '2024-03-09 00:00:00',
+      options: { chunkHours: 24, maxChunksInFlight: 8 },
+    });
     await exports.start(request);
     const chunks = 8;
     const leaving = workers[1]!;
@@ -205,7 +234,9 @@ describe('three worker processes on one Temporal server', () => {
     await expectNothingLost(request, result.manifestPath);
     // The stopped worker failed its download when the grace period ended (the shutdown cancelled
     // it) instead of leaving it to time out, and another worker downloaded the chunk.
-    const starts = (await activityStarts(request, chunks)).filter((e) => e.workflowId === held && e.attempt > 1);
+    const starts = (await activityStarts(request, chunks)).filter(
+      (e) => e.workflowId === held && e.attempt > 1,
+    );
     expect(starts.length).toBeGreaterThan(0);
     for (const e of starts) {
       expect(e.identity).not.toBe(leaving.identity);
@@ -213,7 +244,9 @@ describe('three worker processes on one Temporal server', () => {
       expect(e.lastFailure?.timeoutFailureInfo ?? undefined).toBeUndefined();
     }
     expect(tookMs).toBeLessThan(15_000);
-    expect(leaving.lines.join('\n')).toContain('shutting down: running activities may finish within the grace period');
+    expect(leaving.lines.join('\n')).toContain(
+      'shutting down: running activities may finish within the grace period',
+    );
   });
 });
 

@@ -30,10 +30,18 @@ describe('secrets', () => {
   const answers: string[] = [];
   let exportId: string;
 
-  const api = async (method: string, path: string, opts: { token?: string; body?: string; contentType?: string } = {}) => {
+  const api = async (
+    method: string,
+    path: string,
+    opts: { token?: string; body?: string; contentType?: string } = {},
+  ) => {
     const headers: Record<string, string> = { 'content-type': opts.contentType ?? 'application/json' };
     if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
-    const res = await request(`${stack.apiUrl}${path}`, { method: method as 'GET', headers, body: opts.body });
+    const res = await request(`${stack.apiUrl}${path}`, {
+      method: method as 'GET',
+      headers,
+      body: opts.body,
+    });
     const text = await res.body.text();
     answers.push(`${res.statusCode} ${JSON.stringify(res.headers)} ${text}`);
     return { status: res.statusCode, text };
@@ -51,7 +59,11 @@ describe('secrets', () => {
         from: '2024-03-01 00:00:00',
         to: '2024-03-05 00:00:00',
         dataType: 'call_record',
-        options: { callbackTimeoutSeconds: 20, retryInitialIntervalSeconds: 0.2, retryMaximumIntervalSeconds: 1 },
+        options: {
+          callbackTimeoutSeconds: 20,
+          retryInitialIntervalSeconds: 0.2,
+          retryMaximumIntervalSeconds: 1,
+        },
       }),
     });
     expect(started.status).toBe(201);
@@ -61,7 +73,10 @@ describe('secrets', () => {
     await api('GET', '/exports', { token: `${API_TOKEN}x` });
     await api('GET', '/exports', { token: API_TOKEN.slice(0, -1) });
     await api('GET', '/exports');
-    await api('POST', '/exports', { token: API_TOKEN, body: JSON.stringify({ from: '2024-02-30 00:00:00', to: 'x', dataType: 'y', sk: 'field' }) });
+    await api('POST', '/exports', {
+      token: API_TOKEN,
+      body: JSON.stringify({ from: '2024-02-30 00:00:00', to: 'x', dataType: 'y', sk: 'field' }),
+    });
     await api('POST', '/exports', { token: API_TOKEN, body: '{"broken' });
     await api('POST', '/exports', { token: API_TOKEN, body: JSON.stringify({ pad: 'x'.repeat(40_000) }) });
     await api('GET', '/exports/does-not-exist', { token: API_TOKEN });
@@ -69,11 +84,34 @@ describe('secrets', () => {
     await api('POST', `/exports/${exportId}/retry`, { token: API_TOKEN });
 
     // Callbacks: forged, mis-signed, stale, and one for the finished chunk.
-    const url = new URL(callbackUrl(stack.apiUrl, callbackKey(undefined, TEST_SK), chunkWorkflowId(exportId, 0)));
-    const query = stack.sim.simulator.inspect().queries.find((q) => (q.msgBody as { callBackURL: string }).callBackURL === url.href)!;
-    const body = Buffer.from(JSON.stringify({ request: { version: '2.0' }, msgBody: { responseId: query.responseId, billFileName: query.billFileName } }));
-    const headers: Record<string, string> = { host: url.host, 'content-type': 'application/json', 'content-length': String(body.length) };
-    const signed = (sk: string, at = new Date()) => ({ ...headers, authorization: sign({ credentials: { ak: TEST_AK, sk }, method: 'POST', path: url.pathname, headers, body, timestamp: at }) });
+    const url = new URL(
+      callbackUrl(stack.apiUrl, callbackKey(undefined, TEST_SK), chunkWorkflowId(exportId, 0)),
+    );
+    const query = stack.sim.simulator
+      .inspect()
+      .queries.find((q) => (q.msgBody as { callBackURL: string }).callBackURL === url.href)!;
+    const body = Buffer.from(
+      JSON.stringify({
+        request: { version: '2.0' },
+        msgBody: { responseId: query.responseId, billFileName: query.billFileName },
+      }),
+    );
+    const headers: Record<string, string> = {
+      host: url.host,
+      'content-type': 'application/json',
+      'content-length': String(body.length),
+    };
+    const signed = (sk: string, at = new Date()) => ({
+      ...headers,
+      authorization: sign({
+        credentials: { ak: TEST_AK, sk },
+        method: 'POST',
+        path: url.pathname,
+        headers,
+        body,
+        timestamp: at,
+      }),
+    });
     for (const [path, h] of [
       [`${url.pathname}x`, signed(TEST_SK)],
       [url.pathname, signed(`${TEST_SK}x`)],
@@ -102,7 +140,10 @@ describe('secrets', () => {
     for (const [name, value] of secrets()) {
       const hit = texts.findIndex((t) => t.includes(value));
       // The message shows where, with the value itself blanked out.
-      expect(hit, `${name} found in ${where} #${hit}: ${texts[hit]?.split(value).join('<SECRET>').slice(0, 400)}`).toBe(-1);
+      expect(
+        hit,
+        `${name} found in ${where} #${hit}: ${texts[hit]?.split(value).join('<SECRET>').slice(0, 400)}`,
+      ).toBe(-1);
     }
   };
 
@@ -127,15 +168,22 @@ describe('secrets', () => {
   it('keeps secrets out of every file the export wrote', async () => {
     const files = await filesUnder(stack.outputDir);
     expect(files.some((f) => f.endsWith('manifest.json'))).toBe(true);
-    expect(files.filter((f) => f.includes(`${join('chunks', '')}`) && f.endsWith('.json')).length).toBeGreaterThanOrEqual(2);
+    expect(
+      files.filter((f) => f.includes(`${join('chunks', '')}`) && f.endsWith('.json')).length,
+    ).toBeGreaterThanOrEqual(2);
     // A write-then-rename temporary can vanish between listing and reading; what it held is in its target.
-    const read = async (f: string) => readFile(f).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? Buffer.alloc(0) : Promise.reject(e)));
+    const read = async (f: string) =>
+      readFile(f).catch((e: NodeJS.ErrnoException) =>
+        e.code === 'ENOENT' ? Buffer.alloc(0) : Promise.reject(e),
+      );
     const texts = await Promise.all(files.map(async (f) => `${f}\n${(await read(f)).toString('latin1')}`));
     expectClean('an output file', texts);
   });
 
   it('keeps secrets out of /metrics', async () => {
-    const res = await request(`${stack.apiUrl}/metrics`, { headers: { authorization: `Bearer ${API_TOKEN}` } });
+    const res = await request(`${stack.apiUrl}/metrics`, {
+      headers: { authorization: `Bearer ${API_TOKEN}` },
+    });
     expect(res.statusCode).toBe(200);
     const text = await res.body.text();
     expect(text).toContain('ccfs_export_callbacks_total');

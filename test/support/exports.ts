@@ -9,7 +9,9 @@ import type { ExportRequest } from '../../workflows/definitions';
 
 let n = 0;
 /** An export request with test-sized timeouts and retries. */
-export function testRequest(input: Partial<StartExportInput> & Pick<StartExportInput, 'from' | 'to'>): ExportRequest {
+export function testRequest(
+  input: Partial<StartExportInput> & Pick<StartExportInput, 'from' | 'to'>,
+): ExportRequest {
   return buildExportRequest(
     {
       exportId: `t-${Date.now().toString(36)}-${(n++).toString(36)}`,
@@ -34,7 +36,10 @@ export async function readManifest(path: string): Promise<Manifest> {
 }
 
 /** `call_id#call_id_num` of every CDR row and `call_id#file_name` of every record row in an export's ZIPs. */
-export async function exportedRowKeys(exportDir: string, manifest: Manifest): Promise<{ call: Set<string>; record: Set<string> }> {
+export async function exportedRowKeys(
+  exportDir: string,
+  manifest: Manifest,
+): Promise<{ call: Set<string>; record: Set<string> }> {
   const call = new Set<string>();
   const record = new Set<string>();
   for (const chunk of manifest.chunks) {

@@ -20,7 +20,12 @@ let dir: string | undefined;
 export async function setup(project: TestProject): Promise<void> {
   const cli = (ensureTemporalCli as (log?: (l: string) => void) => string)();
   dir = mkdtempSync(join(tmpdir(), 'ccfs-temporal-'));
-  server = await startDevServer({ cli, port: await freePort(), dbFile: join(dir, 'temporal.db'), logFile: join(dir, 'server.log') });
+  server = await startDevServer({
+    cli,
+    port: await freePort(),
+    dbFile: join(dir, 'temporal.db'),
+    logFile: join(dir, 'server.log'),
+  });
   project.provide('temporalAddress', server.address);
   project.provide('temporalCli', cli);
 }

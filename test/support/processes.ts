@@ -17,7 +17,10 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SHORT_TIMEOUTS = fileURLToPath(new URL('./short-activity-timeouts.ts', import.meta.url));
 
 /** Bundles the workflows once into `dir`, for WORKFLOW_BUNDLE_PATH (each worker would take seconds to bundle). */
-export async function writeWorkflowBundle(dir: string, options: { shortActivityTimeouts?: boolean } = {}): Promise<string> {
+export async function writeWorkflowBundle(
+  dir: string,
+  options: { shortActivityTimeouts?: boolean } = {},
+): Promise<string> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: WORKFLOWS_PATH,
     workflowInterceptorModules: options.shortActivityTimeouts ? [SHORT_TIMEOUTS] : [],
@@ -49,17 +52,31 @@ export interface ServiceProcess {
   /** Resolves with the first parsed log line whose `msg` is `msg`. */
   waitForLog(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Sends a signal and waits for the exit (SIGKILL after `timeoutMs`). */
-  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(
+    signal?: NodeJS.Signals,
+    timeoutMs?: number,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 /**
  * Starts `worker/main.ts` or `api/main.ts` with exactly `env` (plus PATH, and API_AUTH=none unless `env`
  * gives API_TOKENS: the API refuses management requests without either) and waits for its ready line.
  */
-export async function startService(kind: 'worker' | 'api', env: Record<string, string>, name: string = kind): Promise<ServiceProcess> {
+export async function startService(
+  kind: 'worker' | 'api',
+  env: Record<string, string>,
+  name: string = kind,
+): Promise<ServiceProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', `${kind}/main.ts`], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...(env.API_TOKENS ? {} : { API_AUTH: 'none' }), ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      LOG_FORMAT: 'json',
+      LOG_LEVEL: 'info',
+      ...(env.API_TOKENS ? {} : { API_AUTH: 'none' }),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
@@ -105,10 +122,20 @@ export async function startService(kind: 'worker' | 'api', env: Record<string, s
       });
       const found = seen.find((l) => l?.msg === msg);
       if (found) return resolve(found);
-      const timer = setTimeout(() => reject(new Error(`${name}: no "${msg}" within ${timeoutMs} ms; output:\n${lines.slice(-30).join('\n')}`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(`${name}: no "${msg}" within ${timeoutMs} ms; output:\n${lines.slice(-30).join('\n')}`),
+          ),
+        timeoutMs,
+      );
       void exited.then((e) => {
         clearTimeout(timer);
-        reject(new Error(`${name} exited (${e.signal ?? e.code}) before "${msg}"; output:\n${lines.slice(-30).join('\n')}`));
+        reject(
+          new Error(
+            `${name} exited (${e.signal ?? e.code}) before "${msg}"; output:\n${lines.slice(-30).join('\n')}`,
+          ),
+        );
       });
       waiters.push({
         msg,

@@ -16,7 +16,12 @@ import { VENV } from '../../scripts/temporal-cli.mjs';
 export const MOTO_REQUIREMENT = 'moto[server]==5.2.5';
 
 const venv = VENV as string;
-const bin = (name: string) => join(venv, process.platform === 'win32' ? 'Scripts' : 'bin', process.platform === 'win32' ? `${name}.exe` : name);
+const bin = (name: string) =>
+  join(
+    venv,
+    process.platform === 'win32' ? 'Scripts' : 'bin',
+    process.platform === 'win32' ? `${name}.exe` : name,
+  );
 
 const INSTALL_HINT =
   `moto_server (${MOTO_REQUIREMENT}) was not found and could not be installed into ${venv}. ` +
@@ -33,7 +38,11 @@ export function ensureMotoServer(log: (line: string) => void = (l) => console.er
       execFileSync('python3', ['-m', 'venv', venv], { stdio: 'inherit' });
     }
     log(`s3-server: installing ${MOTO_REQUIREMENT} from PyPI into .venv`);
-    execFileSync(bin('python'), ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', MOTO_REQUIREMENT], { stdio: 'inherit' });
+    execFileSync(
+      bin('python'),
+      ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', MOTO_REQUIREMENT],
+      { stdio: 'inherit' },
+    );
   } catch (error) {
     throw new Error(`${INSTALL_HINT}\n(${(error as Error).message})`);
   }
@@ -65,7 +74,8 @@ export async function startS3Server(): Promise<S3Server> {
   const endpoint = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (exited !== undefined) throw new Error(`moto_server exited (${exited}) before it was ready:\n${output.join('').slice(-2000)}`);
+    if (exited !== undefined)
+      throw new Error(`moto_server exited (${exited}) before it was ready:\n${output.join('').slice(-2000)}`);
     const ok = await fetch(`${endpoint}/moto-api/`).then(
       (r) => r.status < 500,
       () => false,
@@ -73,7 +83,9 @@ export async function startS3Server(): Promise<S3Server> {
     if (ok) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`moto_server did not answer on ${endpoint} within 30 s:\n${output.join('').slice(-2000)}`);
+      throw new Error(
+        `moto_server did not answer on ${endpoint} within 30 s:\n${output.join('').slice(-2000)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -1,4 +1,9 @@
-import type { ActivityInput, Next, WorkflowInterceptorsFactory, WorkflowOutboundCallsInterceptor } from '@temporalio/workflow';
+import type {
+  ActivityInput,
+  Next,
+  WorkflowInterceptorsFactory,
+  WorkflowOutboundCallsInterceptor,
+} from '@temporalio/workflow';
 
 /**
  * Workflow interceptor for tests that kill workers: caps every activity's start-to-close timeout
@@ -10,7 +15,10 @@ const START_TO_CLOSE = '10 seconds';
 const HEARTBEAT = '3 seconds';
 
 class ShortActivityTimeouts implements WorkflowOutboundCallsInterceptor {
-  async scheduleActivity(input: ActivityInput, next: Next<WorkflowOutboundCallsInterceptor, 'scheduleActivity'>): Promise<unknown> {
+  async scheduleActivity(
+    input: ActivityInput,
+    next: Next<WorkflowOutboundCallsInterceptor, 'scheduleActivity'>,
+  ): Promise<unknown> {
     const options = { ...input.options, startToCloseTimeout: START_TO_CLOSE };
     if (options.heartbeatTimeout !== undefined) options.heartbeatTimeout = HEARTBEAT;
     return next({ ...input, options });

@@ -8,7 +8,13 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { inject } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type WorkflowBundle } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  type WorkflowBundle,
+} from '@temporalio/worker';
 import type { ActivityDeps, CcfsApi } from '../../activities';
 import { OutputStore } from '../../activities/output-store';
 import { createApp } from '../../api/app';
@@ -29,7 +35,10 @@ export const TEST_SK = `sk-${randomUUID()}`;
 let bundle: Promise<WorkflowBundle> | undefined;
 /** Bundling takes seconds: once per test file. */
 export function workflowBundle(): Promise<WorkflowBundle> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+  });
   return bundle;
 }
 
@@ -139,7 +148,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   };
   const nativeConnection = await NativeConnection.connect({ address });
   const workers = await createWorkers(
-    { connection: nativeConnection, namespace: 'default', taskQueue, ccfsCallsPerSecond: 200, ccfsConcurrency: 20, workflowBundle: await workflowBundle() },
+    {
+      connection: nativeConnection,
+      namespace: 'default',
+      taskQueue,
+      ccfsCallsPerSecond: 200,
+      ccfsConcurrency: 20,
+      workflowBundle: await workflowBundle(),
+    },
     deps,
   );
   const running = runWorkers(workers);

@@ -7,7 +7,9 @@ const KEY = callbackKey(undefined, 'sk-for-the-token-tests');
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
 const workflowIds = fc.oneof(
-  fc.tuple(fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/), fc.nat(9999)).map(([id, i]) => chunkWorkflowId(id, i)),
+  fc
+    .tuple(fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/), fc.nat(9999))
+    .map(([id, i]) => chunkWorkflowId(id, i)),
   fc.string({ unit: 'grapheme', minLength: 1, maxLength: 80 }),
 );
 
@@ -61,26 +63,42 @@ describe('callback routing token', () => {
 
   it('fails when any single character of a valid token is changed', () => {
     fc.assert(
-      fc.property(workflowIds, fc.nat(), fc.constantFrom(...B64URL, '.', '=', '%', '/', ' '), (id, at, replacement) => {
-        const token = createCallbackToken(KEY, id);
-        const i = at % token.length;
-        fc.pre(token[i] !== replacement);
-        const flipped = token.slice(0, i) + replacement + token.slice(i + 1);
-        expect(readCallbackToken(KEY, flipped)).toBeUndefined();
-      }),
+      fc.property(
+        workflowIds,
+        fc.nat(),
+        fc.constantFrom(...B64URL, '.', '=', '%', '/', ' '),
+        (id, at, replacement) => {
+          const token = createCallbackToken(KEY, id);
+          const i = at % token.length;
+          fc.pre(token[i] !== replacement);
+          const flipped = token.slice(0, i) + replacement + token.slice(i + 1);
+          expect(readCallbackToken(KEY, flipped)).toBeUndefined();
+        },
+      ),
       { numRuns: 3000 },
     );
   });
 
   it('fails when the token is cut, extended or has its halves swapped', () => {
     fc.assert(
-      fc.property(workflowIds, fc.string({ unit: fc.constantFrom(...B64URL), minLength: 1, maxLength: 4 }), (id, extra) => {
-        const token = createCallbackToken(KEY, id);
-        const [name, mac] = token.split('.') as [string, string];
-        for (const variant of [token.slice(0, -1), token.slice(1), `${token}${extra}`, `${extra}${token}`, `${mac}.${name}`, `${name}${extra}.${mac}`]) {
-          expect(readCallbackToken(KEY, variant), variant).toBeUndefined();
-        }
-      }),
+      fc.property(
+        workflowIds,
+        fc.string({ unit: fc.constantFrom(...B64URL), minLength: 1, maxLength: 4 }),
+        (id, extra) => {
+          const token = createCallbackToken(KEY, id);
+          const [name, mac] = token.split('.') as [string, string];
+          for (const variant of [
+            token.slice(0, -1),
+            token.slice(1),
+            `${token}${extra}`,
+            `${extra}${token}`,
+            `${mac}.${name}`,
+            `${name}${extra}.${mac}`,
+          ]) {
+            expect(readCallbackToken(KEY, variant), variant).toBeUndefined();
+          }
+        },
+      ),
     );
   });
 

@@ -19,9 +19,9 @@ describe('loadConfig', () => {
   });
 
   it('names every missing and bad key', () => {
-    expect(() => loadConfig({ CCFS_BASE_URL: 'not a url', API_PORT: 'x', TENANT_TIME_ZONE: 'Mars/Olympus' }, '')).toThrow(
-      /CCFS_BASE_URL: .*\n.*API_PORT: .*\n.*TENANT_TIME_ZONE: must be an IANA time zone/s,
-    );
+    expect(() =>
+      loadConfig({ CCFS_BASE_URL: 'not a url', API_PORT: 'x', TENANT_TIME_ZONE: 'Mars/Olympus' }, ''),
+    ).toThrow(/CCFS_BASE_URL: .*\n.*API_PORT: .*\n.*TENANT_TIME_ZONE: must be an IANA time zone/s);
     expect(() => requireCcfs(loadConfig({ CCFS_BASE_URL: 'https://h:1' }, ''))).toThrow(
       /CCFS_AK: is required but not set\n.*CCFS_SK: is required but not set/,
     );

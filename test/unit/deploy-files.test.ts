@@ -35,12 +35,15 @@ describe('deployment files', () => {
     for (const service of ['api', 'worker']) {
       const env = compose.services[service]?.environment ?? {};
       expect(Object.keys(env).length).toBeGreaterThan(20);
-      for (const key of Object.keys(env)) expect(settings.has(key) || AWS.has(key), `${service}: ${key}`).toBe(true);
+      for (const key of Object.keys(env))
+        expect(settings.has(key) || AWS.has(key), `${service}: ${key}`).toBe(true);
     }
   });
 
   it('gives every ${VARIABLE} of the compose file a value in the example env file', () => {
-    const used = new Set([...read('docker-compose.yml').matchAll(/\$\{([A-Z_][A-Z0-9_]*)/g)].map((m) => m[1]!));
+    const used = new Set(
+      [...read('docker-compose.yml').matchAll(/\$\{([A-Z_][A-Z0-9_]*)/g)].map((m) => m[1]!),
+    );
     for (const key of used) expect(exampleEnv, key).toHaveProperty(key);
   });
 
@@ -61,7 +64,10 @@ describe('deployment files', () => {
       expect(entrypoint).toMatch(new RegExp(`${role}[^)]*\\) exec node [^;]*${file.replace('.', '\\.')}`));
       expect(existsSync(`${root}/${file}`), file).toBe(true);
     }
-    for (const service of ['api', 'worker', 'simulator']) expect(compose.services[service]?.command).toEqual([service]);
-    expect(read('Dockerfile')).toMatch(/ENTRYPOINT \["\/usr\/bin\/tini", "--", "\/app\/deploy\/docker-entrypoint\.sh"\]/);
+    for (const service of ['api', 'worker', 'simulator'])
+      expect(compose.services[service]?.command).toEqual([service]);
+    expect(read('Dockerfile')).toMatch(
+      /ENTRYPOINT \["\/usr\/bin\/tini", "--", "\/app\/deploy\/docker-entrypoint\.sh"\]/,
+    );
   });
 });

@@ -11,7 +11,11 @@ const vector = {
   timestamp: new Date('2018-07-02T02:43:08Z'),
   method: 'POST',
   path: '/CCFS/resource/ccfs/downloadBillFile',
-  headers: { host: '10.22.26.181:28080', 'content-type': 'application/json;charset=UTF-8', 'content-length': '104' },
+  headers: {
+    host: '10.22.26.181:28080',
+    'content-type': 'application/json;charset=UTF-8',
+    'content-length': '104',
+  },
   body,
 };
 
@@ -53,9 +57,23 @@ describe('auth-v2 signer', () => {
   });
 
   it('adds a sorted canonical query line only when there is a query', () => {
-    const base = { method: 'get', path: '/p', headers: { host: 'h' }, signedHeaders: ['host'], body: Buffer.alloc(0) };
+    const base = {
+      method: 'get',
+      path: '/p',
+      headers: { host: 'h' },
+      signedHeaders: ['host'],
+      body: Buffer.alloc(0),
+    };
     expect(canonicalRequest(base).split('\n')).toEqual(['GET', '/p', 'host', 'host:h', '']);
-    expect(canonicalRequest({ ...base, query: [['b', '2 3'], ['a', '1']] }).split('\n')[2]).toBe('a=1&b=2%203');
+    expect(
+      canonicalRequest({
+        ...base,
+        query: [
+          ['b', '2 3'],
+          ['a', '1'],
+        ],
+      }).split('\n')[2],
+    ).toBe('a=1&b=2%203');
   });
 });
 
@@ -80,7 +98,9 @@ describe('auth-v2 verification', () => {
     expect(verifyVector({ authorization: 'Bearer x' })).toMatchObject({ reason: 'malformed' });
     expect(verifyVector({ secretFor: () => undefined })).toMatchObject({ reason: 'unknown-key' });
     expect(verifyVector({ now: new Date(now.getTime() + 901_000) })).toMatchObject({ reason: 'stale' });
-    expect(verifyVector({ headers: { host: vector.headers.host } })).toMatchObject({ reason: 'missing-signed-header' });
+    expect(verifyVector({ headers: { host: vector.headers.host } })).toMatchObject({
+      reason: 'missing-signed-header',
+    });
     expect(verifyVector({ body: Buffer.from('{}') })).toMatchObject({ reason: 'mismatch' });
   });
 
@@ -105,7 +125,13 @@ describe('auth-v2 verification', () => {
           body: r.body,
         };
         const authorization = sign({ ...req, credentials: { ak: r.ak, sk: r.sk }, timestamp });
-        const result = verify({ ...req, authorization, secretFor: () => r.sk, now: timestamp, maxSkewSeconds: 0 });
+        const result = verify({
+          ...req,
+          authorization,
+          secretFor: () => r.sk,
+          now: timestamp,
+          maxSkewSeconds: 0,
+        });
         expect(result).toEqual({ ok: true, ak: r.ak });
       }),
     );
@@ -115,7 +141,11 @@ describe('auth-v2 verification', () => {
     fc.assert(
       fc.property(request, fc.nat(), fc.integer({ min: 1, max: 255 }), (r, position, delta) => {
         const timestamp = new Date(r.seconds * 1000);
-        const headers = { host: r.host, 'content-type': r.contentType, 'content-length': String(r.body.length) };
+        const headers = {
+          host: r.host,
+          'content-type': r.contentType,
+          'content-length': String(r.body.length),
+        };
         const base: { method: string; path: string; headers: Record<string, string>; body: Uint8Array } = {
           method: 'POST',
           path: '/x',
@@ -124,7 +154,14 @@ describe('auth-v2 verification', () => {
         };
         const authorization = sign({ ...base, credentials: { ak: r.ak, sk: r.sk }, timestamp });
         const check = (changes: Partial<typeof base> & { authorization?: string }) =>
-          verify({ ...base, authorization, ...changes, secretFor: () => r.sk, now: timestamp, maxSkewSeconds: 0 }).ok;
+          verify({
+            ...base,
+            authorization,
+            ...changes,
+            secretFor: () => r.sk,
+            now: timestamp,
+            maxSkewSeconds: 0,
+          }).ok;
 
         const flip = (bytes: Uint8Array): Uint8Array => {
           const copy = new Uint8Array(bytes);
@@ -134,11 +171,16 @@ describe('auth-v2 verification', () => {
         };
         if (r.body.length > 0) expect(check({ body: flip(r.body) })).toBe(false);
         const hostBytes = Buffer.from(flip(Buffer.from(r.host, 'utf8'))).toString('latin1');
-        if (hostBytes.trim() !== r.host) expect(check({ headers: { ...headers, host: hostBytes } })).toBe(false);
+        if (hostBytes.trim() !== r.host)
+          expect(check({ headers: { ...headers, host: hostBytes } })).toBe(false);
         const sig = authorization.slice(-64);
         const i = position % 64;
         const swapped = sig[i] === '0' ? '1' : '0';
-        expect(check({ authorization: authorization.slice(0, -64) + sig.slice(0, i) + swapped + sig.slice(i + 1) })).toBe(false);
+        expect(
+          check({
+            authorization: authorization.slice(0, -64) + sig.slice(0, i) + swapped + sig.slice(i + 1),
+          }),
+        ).toBe(false);
       }),
     );
   });

@@ -38,7 +38,11 @@ describe('tenants file', () => {
   it('maps each tenant to its AK, SK (inline, file or environment), zone and base URL', () => {
     const tenants = Tenants.load(file('tenants.yaml', yaml), { ACC3_SK: 'sk-from-env-3' });
     expect(tenants.ids()).toEqual(['acc0001', 'acc0002', 'acc0003']);
-    expect(tenants.require('acc0002')).toMatchObject({ ak: 'AK2', timeZone: 'Europe/Berlin', baseUrl: 'https://ccfs-eu.example:28080' });
+    expect(tenants.require('acc0002')).toMatchObject({
+      ak: 'AK2',
+      timeZone: 'Europe/Berlin',
+      baseUrl: 'https://ccfs-eu.example:28080',
+    });
     expect(tenants.require('acc0001').sk.reveal()).toBe('sk-inline-1');
     expect(tenants.require('acc0002').sk.reveal()).toBe('sk-from-file-2');
     expect(tenants.require('acc0003').sk.reveal()).toBe('sk-from-env-3');
@@ -60,7 +64,10 @@ describe('tenants file', () => {
   });
 
   it('reads the same structure from JSON', () => {
-    const path = file('tenants.json', JSON.stringify({ tenants: { acc1: { ak: 'A', sk: 's', timeZone: 'Asia/Tokyo' } } }));
+    const path = file(
+      'tenants.json',
+      JSON.stringify({ tenants: { acc1: { ak: 'A', sk: 's', timeZone: 'Asia/Tokyo' } } }),
+    );
     expect(Tenants.load(path).timeZoneOf('acc1')).toBe('Asia/Tokyo');
   });
 
@@ -85,9 +92,11 @@ describe('tenants file', () => {
     expect(message).toMatch(/tenants\.acc2: needs exactly one of sk, skFile, skEnv/);
     expect(message).toContain('tenants.bad id: Invalid key');
     expect(message).toMatch(/tenants\.acc4: .*password/);
-    expect(() => Tenants.load(file('bad-default.yaml', 'tenants:\n  acc1: { ak: A, sk: s, timeZone: UTC }\ndefault: acc9\n'))).toThrow(
-      'default: names no tenant of this file ("acc9")',
-    );
+    expect(() =>
+      Tenants.load(
+        file('bad-default.yaml', 'tenants:\n  acc1: { ak: A, sk: s, timeZone: UTC }\ndefault: acc9\n'),
+      ),
+    ).toThrow('default: names no tenant of this file ("acc9")');
   });
 
   it('refuses one AK with two different SKs, and says which SK source is missing without showing any SK', () => {
@@ -115,7 +124,11 @@ describe('tenants file', () => {
 
   it('keeps every SK out of JSON and inspect output', () => {
     const tenants = Tenants.load(file('tenants-dump.yaml', yaml), { ACC3_SK: 'sk-from-env-3' });
-    for (const dump of [JSON.stringify(tenants), inspect(tenants, { depth: 6 }), JSON.stringify(tenants.require('acc0002'))]) {
+    for (const dump of [
+      JSON.stringify(tenants),
+      inspect(tenants, { depth: 6 }),
+      JSON.stringify(tenants.require('acc0002')),
+    ]) {
       expect(dump).not.toMatch(/sk-inline-1|sk-from-file-2|sk-from-env-3/);
     }
   });
@@ -125,26 +138,36 @@ describe('tenants from the configuration', () => {
   const base = { CCFS_BASE_URL: 'https://ccfs:28080' };
 
   it('uses CCFS_AK/CCFS_SK for every export when there is no tenants file', () => {
-    const tenants = Tenants.fromConfig(loadConfig({ ...base, CCFS_AK: 'AK', CCFS_SK: 'SK', TENANT_TIME_ZONE: 'Asia/Shanghai' }, ''));
+    const tenants = Tenants.fromConfig(
+      loadConfig({ ...base, CCFS_AK: 'AK', CCFS_SK: 'SK', TENANT_TIME_ZONE: 'Asia/Shanghai' }, ''),
+    );
     expect(tenants.get('acc-anything')).toMatchObject({ id: 'default', ak: 'AK', timeZone: 'Asia/Shanghai' });
     expect(tenants.get('default')?.sk.reveal()).toBe('SK');
   });
 
   it('adds CCFS_AK/CCFS_SK as tenant `default` beside a file that names no default', () => {
     const path = file('no-default.yaml', 'tenants:\n  acc1: { ak: A1, sk: s1, timeZone: UTC }\n');
-    const tenants = Tenants.fromConfig(loadConfig({ ...base, TENANTS_FILE: path, CCFS_AK: 'AK', CCFS_SK: 'SK' }, ''));
+    const tenants = Tenants.fromConfig(
+      loadConfig({ ...base, TENANTS_FILE: path, CCFS_AK: 'AK', CCFS_SK: 'SK' }, ''),
+    );
     expect(tenants.ids().sort()).toEqual(['acc1', 'default']);
     expect(tenants.get('acc2')).toBeUndefined();
   });
 
   it('needs CALLBACK_SECRET with a tenants file and no CCFS_SK, since the callback key cannot come from an SK', () => {
     const path = file('t.yaml', 'tenants:\n  acc1: { ak: A1, sk: s1, timeZone: UTC }\n');
-    expect(() => requireCcfs(loadConfig({ ...base, TENANTS_FILE: path }, ''))).toThrow(/CALLBACK_SECRET: is required but not set/);
-    const config = requireCcfs(loadConfig({ ...base, TENANTS_FILE: path, CALLBACK_SECRET: 'a-callback-secret-of-32-chars-xx' }, ''));
+    expect(() => requireCcfs(loadConfig({ ...base, TENANTS_FILE: path }, ''))).toThrow(
+      /CALLBACK_SECRET: is required but not set/,
+    );
+    const config = requireCcfs(
+      loadConfig({ ...base, TENANTS_FILE: path, CALLBACK_SECRET: 'a-callback-secret-of-32-chars-xx' }, ''),
+    );
     expect(callbackKeyFromConfig(config)).toBe('a-callback-secret-of-32-chars-xx');
   });
 
   it('fails fast with the path when TENANTS_FILE does not exist', () => {
-    expect(() => Tenants.fromConfig(loadConfig({ ...base, TENANTS_FILE: join(dir, 'nope.yaml') }, ''))).toThrow(/TENANTS_FILE: .*nope\.yaml does not exist/);
+    expect(() =>
+      Tenants.fromConfig(loadConfig({ ...base, TENANTS_FILE: join(dir, 'nope.yaml') }, '')),
+    ).toThrow(/TENANTS_FILE: .*nope\.yaml does not exist/);
   });
 });

@@ -22,14 +22,20 @@ afterEach(() => {
 
 describe('workflow import boundary', () => {
   it('rejects a Node built-in imported inside workflows/', async () => {
-    const messages = await lintWorkflowSource("import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n");
+    const messages = await lintWorkflowSource(
+      "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n",
+    );
     expect(messages.some((m) => m.startsWith('no-restricted-imports') && m.includes('node:fs'))).toBe(true);
   }, 60_000);
 
   it('rejects activity code and the client SDK, but allows type-only activity imports', async () => {
-    const bad = await lintWorkflowSource("import { createActivities } from '../activities';\nimport { Client } from '@temporalio/client';\nexport const y = [createActivities, Client];\n");
+    const bad = await lintWorkflowSource(
+      "import { createActivities } from '../activities';\nimport { Client } from '@temporalio/client';\nexport const y = [createActivities, Client];\n",
+    );
     expect(bad.filter((m) => m.startsWith('no-restricted-imports'))).toHaveLength(2);
-    const ok = await lintWorkflowSource("import type { Activities } from '../activities';\nexport type A = Activities;\n");
+    const ok = await lintWorkflowSource(
+      "import type { Activities } from '../activities';\nexport type A = Activities;\n",
+    );
     expect(ok.filter((m) => m.startsWith('no-restricted-imports'))).toEqual([]);
   }, 60_000);
 });

@@ -1,13 +1,6 @@
 import { sha256File } from '../../support/exports';
 import { createHash } from 'node:crypto';
-import {
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -87,7 +80,6 @@ export interface ChaosReport {
 
 const TIME_ZONE = 'Asia/Shanghai';
 const AK = 'chaos-ak';
-
 
 const count = (values: string[]) =>
   values.reduce<Record<string, number>>((acc, v) => ((acc[v] = (acc[v] ?? 0) + 1), acc), {});

@@ -108,7 +108,6 @@ export async function freePortPair(): Promise<number> {
   }
 }
 
-
 /** `npx ccfs-export <args>` as a child process (asynchronously: a worker in this process may have to answer it). */
 export function runCli(
   args: string[],
