@@ -19,6 +19,33 @@ export interface InputProblem {
 }
 
 const DATA_TYPES: readonly string[] = ['call', 'record', 'call_record'];
+/** Export IDs become workflow IDs and directory names (the same rule as EXPORT_ID_PATTERN in definitions). */
+const EXPORT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A field that must be an object (a workflow started with `null`, `"x"` or `{}` lacks it). */
+function objectProblem(value: unknown, field: string): InputProblem | undefined {
+  return isObject(value)
+    ? undefined
+    : { field, problem: `${JSON.stringify(value) ?? 'nothing'} is not an object` };
+}
+
+function exportIdProblem(value: unknown, field: string): InputProblem | undefined {
+  if (typeof value !== 'string' || !EXPORT_ID.test(value))
+    return {
+      field,
+      problem: `${JSON.stringify(value) ?? 'nothing'} is not an export ID (letters, digits, ".", "_", "-"; at most 100)`,
+    };
+  return undefined;
+}
+
+function countProblem(value: unknown, field: string, min: number): InputProblem | undefined {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min)
+    return { field, problem: `${JSON.stringify(value) ?? 'nothing'} is not a number of at least ${min}` };
+  return undefined;
+}
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
 function zoneProblem(zone: unknown, field: string): InputProblem | undefined {
@@ -42,6 +69,58 @@ function wallProblem(value: unknown, field: string): { seconds?: number; problem
     if (err instanceof WallTimeError) return { problem: { field, problem: err.message } };
     throw err;
   }
+}
+
+/**
+ * The first problem of an export workflow's input: `request` must be an object with a safe `exportId`,
+ * then `exportRequestProblem`.
+ */
+export function exportInputProblem(input: unknown): InputProblem | undefined {
+  const shape =
+    objectProblem(input, 'input') ?? objectProblem((input as { request?: unknown }).request, 'request');
+  if (shape) return shape;
+  const request = (input as { request: Record<string, unknown> }).request;
+  return (
+    exportIdProblem(request.exportId, 'request.exportId') ??
+    objectProblem(request.options, 'request.options') ??
+    exportRequestProblem(request)
+  );
+}
+
+/**
+ * The first problem of a chunk workflow's input: exportId, `chunk` (index, begin, end), timeZone,
+ * dataType and the `options` the chunk reads (callbackTimeoutMs, maxRequestsPerChunk, retry).
+ */
+export function chunkInputProblem(input: unknown): InputProblem | undefined {
+  const shape = objectProblem(input, 'input');
+  if (shape) return shape;
+  const i = input as Record<string, unknown>;
+  const id = exportIdProblem(i.exportId, 'exportId');
+  if (id) return id;
+  const chunk = objectProblem(i.chunk, 'chunk');
+  if (chunk) return chunk;
+  const c = i.chunk as Record<string, unknown>;
+  if (typeof c.index !== 'number' || !Number.isInteger(c.index) || c.index < 0)
+    return { field: 'chunk.index', problem: `${JSON.stringify(c.index) ?? 'nothing'} is not a chunk index` };
+  const begin = wallProblem(c.begin, 'chunk.begin').problem ?? wallProblem(c.end, 'chunk.end').problem;
+  if (begin) return begin;
+  const options = objectProblem(i.options, 'options');
+  if (options) return options;
+  const o = i.options as Record<string, unknown>;
+  return (
+    zoneProblem(i.timeZone, 'timeZone') ??
+    dataTypeProblem(i.dataType, 'dataType') ??
+    countProblem(o.callbackTimeoutMs, 'options.callbackTimeoutMs', 1) ??
+    countProblem(o.maxRequestsPerChunk, 'options.maxRequestsPerChunk', 1) ??
+    objectProblem(o.retry, 'options.retry')
+  );
+}
+
+/** The first problem of a load workflow's input: a safe `exportId`. */
+export function loadInputProblem(input: unknown): InputProblem | undefined {
+  return (
+    objectProblem(input, 'input') ?? exportIdProblem((input as { exportId?: unknown }).exportId, 'exportId')
+  );
 }
 
 /**
@@ -83,7 +162,11 @@ export function dailyInputProblem(input: {
   timeZone?: unknown;
   dataType?: unknown;
 }): InputProblem | undefined {
-  return dataTypeProblem(input.dataType, 'dataType') ?? zoneProblem(input.timeZone, 'timeZone');
+  return (
+    objectProblem(input, 'input') ??
+    dataTypeProblem(input.dataType, 'dataType') ??
+    zoneProblem(input.timeZone, 'timeZone')
+  );
 }
 
 /** The first problem of a day's input: the daily fields and `day` (`yyyy-MM-dd`, a real date from 1970). */

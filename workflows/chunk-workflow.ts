@@ -15,7 +15,9 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { DownloadChunkOutcome } from '../activities';
+import { chunkInputProblem } from '../domain/input-checks';
 import { instantToWall } from '../domain/wall-time';
+import { refuseInvalidInput } from './refuse-input';
 import { proxyCcfsActivities, proxyMainActivities, type QueueActivityOptions } from './activity-proxies';
 import {
   callbackSignal,
@@ -125,6 +127,7 @@ export function describeFailure(err: unknown, maximumAttempts: number): { messag
  * `CcfsSpanRefused` without a record: the export splits it.
  */
 export async function chunkWorkflow(input: ChunkWorkflowInput): Promise<ChunkResult> {
+  refuseInvalidInput(chunkInputProblem(input));
   const { chunk, options } = input;
   const range = `${short(chunk.begin)} → ${short(chunk.end)}`;
   const callbacks: CallbackPayload[] = [];

@@ -13,12 +13,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { MAX_CHUNK_SECONDS } from '../domain/chunking';
-import {
-  dailyInputProblem,
-  dayInputProblem,
-  INVALID_WORKFLOW_INPUT,
-  type InputProblem,
-} from '../domain/input-checks';
+import { dailyInputProblem, dayInputProblem } from '../domain/input-checks';
+import { refuseInvalidInput } from './refuse-input';
 import { dayInstants, dayRange } from '../domain/daily';
 import { previousLocalDay } from '../domain/wall-time';
 import {
@@ -79,16 +75,6 @@ export const ScheduledStartTimeKey = defineSearchAttributeKey('TemporalScheduled
  * a plain error there would retry the workflow task forever. Valid input issues no command here, so
  * runs in flight replay unchanged.
  */
-function refuseInvalidInput(problem: InputProblem | undefined): void {
-  if (!problem) return;
-  throw ApplicationFailure.create({
-    type: INVALID_WORKFLOW_INPUT,
-    message: `invalid input: ${problem.field}: ${problem.problem}`,
-    nonRetryable: true,
-    details: [problem],
-  });
-}
-
 function scheduledTime(): Date | undefined {
   return workflowInfo().typedSearchAttributes.get(ScheduledStartTimeKey);
 }

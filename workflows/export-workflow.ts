@@ -16,7 +16,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { planChunks } from '../domain/chunking';
-import { exportRequestProblem, INVALID_WORKFLOW_INPUT } from '../domain/input-checks';
+import { exportInputProblem } from '../domain/input-checks';
+import { refuseInvalidInput } from './refuse-input';
 import { proxyMainActivities } from './activity-proxies';
 import { chunkWorkflow } from './chunk-workflow';
 import {
@@ -123,14 +124,7 @@ function describeWaitingChunk(c: WaitingChunk): string {
 export async function exportWorkflow(input: ExportWorkflowInput): Promise<ExportResult> {
   // Input that would make planning throw fails the run, naming the field, instead of retrying the
   // workflow task forever (no command for valid input: runs in flight replay unchanged).
-  const problem = exportRequestProblem(input.request);
-  if (problem)
-    throw ApplicationFailure.create({
-      type: INVALID_WORKFLOW_INPUT,
-      message: `invalid input: ${problem.field}: ${problem.problem}`,
-      nonRetryable: true,
-      details: [problem],
-    });
+  refuseInvalidInput(exportInputProblem(input));
   if (input.chunksOutliveRuns || patched(CHUNKS_OUTLIVE_RUNS_PATCH)) return await runExport(input);
   return await legacyExportWorkflow(input);
 }

@@ -1,5 +1,7 @@
 import { ApplicationFailure, setCurrentDetails } from '@temporalio/workflow';
+import { loadInputProblem } from '../domain/input-checks';
 import { proxyMainActivities } from './activity-proxies';
+import { refuseInvalidInput } from './refuse-input';
 import { describeFailure } from './chunk-workflow';
 import type { ExportChunkLoad, LoadExportWorkflowInput, LoadExportWorkflowResult } from './definitions';
 
@@ -11,6 +13,7 @@ import type { ExportChunkLoad, LoadExportWorkflowInput, LoadExportWorkflowResult
  * loader; a chunk whose load fails is reported in the result and the others still load.
  */
 export async function loadExportWorkflow(input: LoadExportWorkflowInput): Promise<LoadExportWorkflowResult> {
+  refuseInvalidInput(loadInputProblem(input));
   const small = { startToCloseTimeout: '1 minute', retry: { maximumAttempts: 10 } } as const;
   const { listLoadableChunks, saveChunkLoad } = proxyMainActivities(small);
   const { loadChunk } = proxyMainActivities({

@@ -114,4 +114,38 @@ describe('workflows started directly with bad input', () => {
     expect(cause.message).toContain('Not/AZone');
     expect(taskFailures).toBe(0);
   });
+
+  // Input of the wrong shape altogether (found by a new-user run with `temporal workflow start
+  // --input '{}'`): it must fail the same way, before any field is read.
+  const chunkInput = {
+    exportId: 'shape-check',
+    chunk: { index: 0, begin: '2024-03-01 00:00:00', end: '2024-03-02 00:00:00' },
+    timeZone: 'UTC',
+    dataType: 'call',
+    filters: {},
+    options: DEFAULT_EXPORT_OPTIONS,
+  };
+  it.each([
+    ['exportWorkflow', 'nothing', null, 'input'],
+    ['exportWorkflow', 'a string', 'hello', 'input'],
+    ['exportWorkflow', 'no request', {}, 'request'],
+    [
+      'exportWorkflow',
+      'an unsafe export ID',
+      { request: request({ exportId: '../../escape' }) },
+      'request.exportId',
+    ],
+    ['chunkWorkflow', 'no chunk', { ...chunkInput, chunk: undefined }, 'chunk'],
+    ['chunkWorkflow', 'nothing', null, 'input'],
+    ['chunkWorkflow', 'no options', { ...chunkInput, options: undefined }, 'options'],
+    ['dayExportWorkflow', 'nothing', null, 'input'],
+    ['dailyExportWorkflow', 'nothing', null, 'input'],
+    ['loadExportWorkflow', 'no export ID', {}, 'exportId'],
+  ])('%s fails non-retryably on %s', async (workflowType, _what, input, field) => {
+    const { cause, taskFailures } = await failure(workflowType, input);
+    expect(cause.type).toBe(INVALID_WORKFLOW_INPUT);
+    expect(cause.nonRetryable).toBe(true);
+    expect(cause.message).toContain(`invalid input: ${field}:`);
+    expect(taskFailures).toBe(0);
+  });
 });
