@@ -374,6 +374,9 @@ async function main(): Promise<void> {
     TEMPORAL_ADDRESS: childEnv.TEMPORAL_ADDRESS ?? env.TEMPORAL_ADDRESS,
     TEMPORAL_UI_URL: temporal?.uiUrl,
     TEMPORAL_TASK_QUEUE: env.TEMPORAL_TASK_QUEUE,
+    // coverage, status and list read the output too: a CLI run in another folder or with another
+    // DATA_DIR would look in its own ./data/exports and call verified days missing.
+    OUTPUT_DIR: childEnv.OUTPUT_DIR ? resolve(childEnv.OUTPUT_DIR) : undefined,
   })
     .filter(([k, v]) => v !== undefined && v.replace('127.0.0.1', 'localhost') !== CLI_DEFAULTS[k])
     .map(([k, v]) => `${k}=${v} `)
@@ -389,6 +392,7 @@ const CLI_DEFAULTS: Record<string, string> = {
   TEMPORAL_ADDRESS: 'localhost:7233',
   TEMPORAL_UI_URL: 'http://localhost:8233',
   TEMPORAL_TASK_QUEUE: 'ccfs-export',
+  OUTPUT_DIR: resolve('data/exports'),
 };
 
 main().catch(async (err: unknown) => {
