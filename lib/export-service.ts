@@ -588,9 +588,11 @@ export class ExportService {
     StartedExport | { error: 'not-found' | 'running' } | { error: 'nothing-to-retry'; state: string }
   > {
     const description = await this.describe(exportId);
-    if (!description) return { error: 'not-found' };
-    if (description.status.name === 'RUNNING') return { error: 'running' };
-    const status = await this.queryStatus(exportId);
+    if (description?.status.name === 'RUNNING') return { error: 'running' };
+    // After retention deleted its workflows, the durable record still holds the export's manifest: a
+    // retry starts from its request, as coverage and the Operations table tell the operator to do.
+    const status = description ? await this.queryStatus(exportId) : await this.recordedStatus(exportId);
+    if (!status) return { error: 'not-found' };
     const todo = status.chunks.filter((c) => c.state !== 'verified' && c.state !== 'empty').length;
     if (todo === 0 && status.chunks.length > 0) return { error: 'nothing-to-retry', state: status.state };
     return this.start(status.request, { retry: true });

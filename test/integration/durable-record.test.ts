@@ -321,6 +321,14 @@ describe('the output as the durable record (local OUTPUT_DIR)', () => {
       days: daysBetween('2023-05-01', '2023-05-05'),
       env: {},
     });
+    // `retry` after retention (what coverage and the Operations table tell the operator to do): the
+    // export is known from its manifest, and the retry starts from its request.
+    const failedExport = `daily-${TENANT}-call_record-2023-05-03`;
+    await deleteClosedWorkflows(stack, 'call_record');
+    expect(await stack.exports.describe(failedExport)).toBeUndefined();
+    const retried = await api<{ exportId: string }>(stack, 'POST', `/exports/${failedExport}/retry`);
+    expect(retried.status, JSON.stringify(retried.json)).toBeLessThan(300);
+    expect((await stack.exports.result(failedExport)).state).toBe('completed');
   });
 
   it('confirms twelve concurrent month backfills: every day of the year started once and ends verified or empty', async () => {
